@@ -1,0 +1,162 @@
+"""One run's configuration: a plain dataclass, resolved once, recorded in full, hashed to a run id.
+
+Unset fields (``None``) are resolved in this order, later winning: the global defaults below,
+the method's recipe (``Method.recipe``: optimizer, learning rate, batch size, ...), the dataset's
+``run_defaults`` (image size, epochs, backbone), then whatever the user set explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from fer_bench.errors import FerBenchError
+
+NOISE_TYPES = ("symmetric", "asymmetric", "file", "real")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("exponential", "cosine", "step", "none")
+
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "epochs": 40,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "scheduler": "exponential",
+    "scheduler_gamma": 0.9,
+    "backbone": "resnet18",
+    "image_size": 112,
+    "val_fraction": 0.1,
+    "augment": "flip_or_noise",
+    "random_erasing": True,
+}
+
+# Fields that say where or how fast a run executes, not what it computes: they stay out of the
+# run id so the same experiment resumes on another machine, data mount or compile setting.
+EXECUTION_FIELDS = ("data_root", "output_dir", "device", "compile", "noise_file", "progress")
+
+
+@dataclass
+class RunConfig:
+    method: str = "ce"
+    dataset: str = "synthetic"
+    noise: float = 0.0
+    noise_type: str = "symmetric"
+    noise_file: str | None = None
+    seed: int = 0
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    optimizer: str | None = None
+    momentum: float | None = None
+    scheduler: str | None = None
+    scheduler_gamma: float | None = None
+    backbone: str | None = None
+    pretrained: str | None = None
+    image_size: int | None = None
+    val_fraction: float | None = None
+    augment: str | None = None
+    random_erasing: bool | None = None
+    balanced_sampling: bool = False
+    method_options: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    data_root: str | None = None
+    output_dir: str = "results/runs"
+    device: str = "auto"
+    compile: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise FerBenchError(f"unknown run option(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        """Reject impossible values with one line each; resolution happens later."""
+        if not 0 <= self.noise < 100:
+            raise FerBenchError(f"--noise is a percentage in [0, 100), got {self.noise:g}")
+        if self.noise_type not in NOISE_TYPES:
+            raise FerBenchError(
+                f"unknown noise type '{self.noise_type}'; known: {', '.join(NOISE_TYPES)}"
+            )
+        if self.noise_type == "file" and not self.noise_file:
+            raise FerBenchError("--noise-type file needs --noise-file PATH")
+        for name in ("epochs", "batch_size", "image_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise FerBenchError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise FerBenchError(f"--lr must be > 0, got {self.lr}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise FerBenchError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.val_fraction is not None and not 0 <= self.val_fraction < 1:
+            raise FerBenchError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise FerBenchError(
+                f"unknown optimizer '{self.optimizer}'; known: {', '.join(OPTIMIZERS)}"
+            )
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise FerBenchError(
+                f"unknown scheduler '{self.scheduler}'; known: {', '.join(SCHEDULERS)}"
+            )
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
+
+    def resolved(self, method_recipe: dict[str, Any], dataset_defaults: dict[str, Any]) -> RunConfig:
+        """A copy with every unset field filled from the layered defaults."""
+        values = self.to_dict()
+        layers = [GLOBAL_DEFAULTS, method_recipe, dataset_defaults]
+        for name in list(values):
+            if values[name] is not None:
+                continue
+            for layer in layers:
+                if layer.get(name) is not None:
+                    values[name] = layer[name]
+        out = RunConfig(**values)
+        out.validate()
+        return out
+
+    def run_id(self) -> str:
+        """Derived from what the run computes, so a rerun lands in (and resumes) the same place."""
+        ident = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        if self.noise_type == "file" and self.noise_file:
+            ident["noise_file_sha1"] = file_sha1(self.noise_file)
+        digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+        noise = f"{self.noise:g}".replace(".", "p")
+        return f"{self.dataset}-{self.method}-{self.noise_type[:3]}{noise}-s{self.seed}-{digest[:10]}"
+
+
+def file_sha1(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha1(f.read()).hexdigest()
+    except OSError as exc:
+        raise FerBenchError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def parse_option_value(text: str) -> Any:
+    """``key=value`` values from the command line: JSON where it parses, else the plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_options(pairs: list[str] | None, flag: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise FerBenchError(f"{flag} takes KEY=VALUE, got '{pair}'")
+        out[key.replace("-", "_")] = parse_option_value(value)
+    return out

@@ -1,0 +1,121 @@
+"""The method interface: a small module with two verbs, ``loss`` for a batch and ``predict``.
+
+The trainer owns the loop, optimizer, precision, device, compile and host syncs. A method owns its
+heads and its losses, and may rewrite the :class:`LabelStore` (relabeling that persists across
+epochs). Everything a method returns stays on the device: no ``.item()``, no Python branches on
+tensor values, so every method gets the trainer's fast path.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from fer_bench.errors import FerBenchError
+
+
+@dataclass
+class DataInfo:
+    """What a method may know about its training data when it is built."""
+
+    num_classes: int
+    class_names: list[str]
+    num_train: int
+    class_counts: torch.Tensor  # (C,) counts of the given (noisy) training labels
+    train_labels: torch.Tensor  # (N,) given training labels, on the CPU
+    has_valence_arousal: bool = False
+    au_names: list[str] | None = None
+    train_action_units: torch.Tensor | None = None  # (N, A) with NaN where unknown, on the CPU
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # float (B, 3, S, S), augmented and normalised
+    labels: torch.Tensor  # int64 (B,): current labels from the label store
+    given_labels: torch.Tensor  # int64 (B,): the labels as given before any relabeling
+    index: torch.Tensor  # int64 (B,): positions in the training split
+    epoch: int  # 0-based
+    valence_arousal: torch.Tensor | None = None  # (B, 2), NaN where unknown
+    action_units: torch.Tensor | None = None  # (B, A), NaN where unknown
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logits: torch.Tensor  # (B, C) class scores as ``predict`` would give them
+    weights: torch.Tensor | None = None  # (B,) per-sample importance / confidence
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)  # scalars, averaged per epoch
+
+
+class LabelStore:
+    """The training labels a method learns from, on the device; relabels persist across epochs."""
+
+    def __init__(self, given: torch.Tensor) -> None:
+        self.given = given.clone()
+        self.current = given.clone()
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        return self.current[index]
+
+    def relabel(self, index: torch.Tensor, new_labels: torch.Tensor, mask: torch.Tensor) -> None:
+        """Set ``current[index[mask]] = new_labels[mask]`` without a host sync."""
+        self.current[index] = torch.where(mask, new_labels, self.current[index])
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"given": self.given.cpu(), "current": self.current.cpu()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.given.copy_(state["given"])
+        self.current.copy_(state["current"])
+
+
+class Method(nn.Module):
+    """Base class: ``self.backbone`` maps images to pooled features of size ``num_features``.
+
+    Subclasses set ``recipe`` (training defaults from their paper, recorded with the run),
+    ``weight_name`` when ``loss`` returns per-sample weights and ``relabels`` when they rewrite
+    the label store.
+    """
+
+    recipe: ClassVar[dict[str, Any]] = {}
+    weight_name: ClassVar[str | None] = None
+    relabels: ClassVar[bool] = False
+
+    def __init__(self, backbone: nn.Module, num_features: int, info: DataInfo) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_features = num_features
+        self.info = info
+        self.num_classes = info.num_classes
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images)
+
+    def loss(self, batch: Batch, labels: LabelStore) -> StepOutput:
+        raise NotImplementedError
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def method_options(cls: type) -> dict[str, Any]:
+    """The keyword options a method class accepts, with their defaults."""
+    sig = inspect.signature(cls.__init__)
+    skip = {"self", "backbone", "num_features", "info"}
+    return {
+        name: p.default
+        for name, p in sig.parameters.items()
+        if name not in skip and p.kind is p.KEYWORD_ONLY
+    }
+
+
+def check_method_options(name: str, cls: type, options: dict[str, Any]) -> None:
+    known = method_options(cls)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        listed = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+        raise FerBenchError(f"unknown option(s) {', '.join(unknown)} for method '{name}'; known: {listed}")

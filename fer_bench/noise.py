@@ -1,0 +1,156 @@
+"""Seeded label-noise injection with the clean labels and the flipped mask kept for diagnostics.
+
+``symmetric`` follows the SCN protocol: exactly ``round(rate * n_c)`` samples of every class c
+are flipped, each to a uniformly random *other* class. ``asymmetric`` flips the same exact
+per-class counts to one fixed confusable class (the dataset's documented map, else
+``DEFAULT_ASYMMETRIC_MAP``). ``file`` reads a published noisy label list in RAF-DB's list format
+(``train_00001.jpg 5``, labels 1-based). ``real`` uses the labels a real noisy source published
+(FERPlus: the original FER2013 labels); there the noise rate is measured, not chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fer_bench.errors import FerBenchError
+
+#: Confusions commonly reported for 7/8-class FER (surprise<->fear, disgust<->anger, ...).
+DEFAULT_ASYMMETRIC_MAP = {
+    "surprise": "fear",
+    "fear": "surprise",
+    "disgust": "anger",
+    "happiness": "neutral",
+    "sadness": "neutral",
+    "anger": "disgust",
+    "neutral": "sadness",
+    "contempt": "disgust",
+}
+
+
+@dataclass
+class NoisyLabels:
+    labels: torch.Tensor  # int64 (N,): what the model is trained on
+    clean: torch.Tensor  # int64 (N,): the dataset's own labels
+    flipped: torch.Tensor  # bool (N,): labels != clean
+
+    @property
+    def actual_rate(self) -> float:
+        return float(self.flipped.float().mean()) if len(self.flipped) else 0.0
+
+
+def noise_seed(dataset: str, noise_type: str, rate_percent: float, seed: int) -> int:
+    """A stable 63-bit seed from what defines the noisy label set, independent of anything else."""
+    key = f"{dataset}|{noise_type}|{rate_percent:g}|{seed}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+def _per_class_flip_positions(labels: torch.Tensor, num_classes: int, rate: float,
+                              gen: torch.Generator) -> list[torch.Tensor]:
+    positions = []
+    for c in range(num_classes):
+        members = torch.nonzero(labels == c, as_tuple=False).flatten()
+        k = int(round(rate * len(members)))
+        order = torch.randperm(len(members), generator=gen)
+        positions.append(members[order[:k]])
+    return positions
+
+
+def symmetric_noise(labels: torch.Tensor, num_classes: int, rate: float,
+                    gen: torch.Generator) -> torch.Tensor:
+    if num_classes < 2 and rate > 0:
+        raise FerBenchError("symmetric noise needs at least 2 classes")
+    noisy = labels.clone()
+    for c, pos in enumerate(_per_class_flip_positions(labels, num_classes, rate, gen)):
+        # A uniform draw from the num_classes - 1 other classes: draw 0..C-2, skip over c.
+        draw = torch.randint(0, num_classes - 1, (len(pos),), generator=gen)
+        noisy[pos] = draw + (draw >= c).long()
+    return noisy
+
+
+def asymmetric_noise(labels: torch.Tensor, class_names: list[str], rate: float,
+                     gen: torch.Generator, mapping: dict[str, str] | None) -> torch.Tensor:
+    mapping = mapping or DEFAULT_ASYMMETRIC_MAP
+    index = {name: i for i, name in enumerate(class_names)}
+    noisy = labels.clone()
+    for c, pos in enumerate(_per_class_flip_positions(labels, len(class_names), rate, gen)):
+        if len(pos) == 0:
+            continue
+        target = mapping.get(class_names[c])
+        if target is None or target not in index or target == class_names[c]:
+            raise FerBenchError(
+                f"asymmetric noise map has no other class for '{class_names[c]}' "
+                f"(classes: {', '.join(class_names)})"
+            )
+        noisy[pos] = index[target]
+    return noisy
+
+
+def read_noise_file(path: str | Path, names: list[str] | None, num_classes: int) -> torch.Tensor:
+    """Labels from a RAF-DB-format list (``name label``, 1-based), in the split's name order."""
+    if names is None:
+        raise FerBenchError("this dataset has no sample names, so a noise file cannot refer to them")
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise FerBenchError(f"cannot read noise file {path}: {exc.strerror}") from None
+    given: dict[str, int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            raise FerBenchError(f"{path}:{lineno}: expected 'NAME LABEL', got '{line.strip()}'")
+        label = int(parts[1])
+        if not 1 <= label <= num_classes:
+            raise FerBenchError(f"{path}:{lineno}: label {label} outside 1..{num_classes}")
+        given[parts[0]] = label - 1
+    wanted = {n for n in names}
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise FerBenchError(
+            f"{path}: no label for {len(missing)} training image(s), e.g. '{missing[0]}'"
+        )
+    extra = [n for n in given if n not in wanted]
+    if extra:
+        raise FerBenchError(f"{path}: names not in the training split, e.g. '{extra[0]}'")
+    return torch.tensor([given[n] for n in names], dtype=torch.long)
+
+
+def inject_noise(labels: torch.Tensor, class_names: list[str], *, dataset: str, noise_type: str,
+                 rate_percent: float, seed: int, names: list[str] | None = None,
+                 noise_file: str | None = None, asymmetric_map: dict[str, str] | None = None,
+                 real_noisy_labels: torch.Tensor | None = None) -> NoisyLabels:
+    """Noisy training labels; the same (dataset, type, rate, seed) always gives the same ones."""
+    if not 0 <= rate_percent < 100:
+        raise FerBenchError(f"noise rate is a percentage in [0, 100), got {rate_percent:g}")
+    clean = labels.to(torch.long).clone()
+    gen = torch.Generator().manual_seed(noise_seed(dataset, noise_type, rate_percent, seed))
+    rate = rate_percent / 100.0
+    num_classes = len(class_names)
+    if noise_type == "symmetric":
+        noisy = symmetric_noise(clean, num_classes, rate, gen) if rate > 0 else clean.clone()
+    elif noise_type == "asymmetric":
+        noisy = asymmetric_noise(clean, class_names, rate, gen, asymmetric_map) if rate > 0 else clean.clone()
+    elif noise_type == "file":
+        if noise_file is None:
+            raise FerBenchError("--noise-type file needs --noise-file PATH")
+        noisy = read_noise_file(noise_file, names, num_classes)
+    elif noise_type == "real":
+        if real_noisy_labels is None:
+            raise FerBenchError(
+                f"dataset '{dataset}' publishes no real noisy labels; --noise-type real needs one "
+                "that does (ferplus)"
+            )
+        if rate_percent:
+            raise FerBenchError("--noise-type real takes no --noise rate: the noise is the data's own")
+        noisy = real_noisy_labels.to(torch.long).clone()
+        if len(noisy) != len(clean):
+            raise FerBenchError("real noisy labels and clean labels differ in length")
+    else:
+        raise FerBenchError(f"unknown noise type '{noise_type}'")
+    return NoisyLabels(labels=noisy, clean=clean, flipped=noisy != clean)
