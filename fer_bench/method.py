@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from fer_bench.errors import FerBenchError
 
 
 @dataclass
@@ -111,11 +110,3 @@ def method_options(cls: type) -> dict[str, Any]:
         for name, p in sig.parameters.items()
         if name not in skip and p.kind is p.KEYWORD_ONLY
     }
-
-
-def check_method_options(name: str, cls: type, options: dict[str, Any]) -> None:
-    known = method_options(cls)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        listed = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
-        raise FerBenchError(f"unknown option(s) {', '.join(unknown)} for method '{name}'; known: {listed}")

@@ -79,7 +79,9 @@ class Registry:
         return self._attrs[name]
 
     def create(self, name: str, **kwargs: Any) -> Any:
-        return self.get(name)(**kwargs)
+        factory = self.get(name)
+        check_keywords(factory, kwargs, f"{self.kind} '{name}'")
+        return factory(**kwargs)
 
 
 METHODS = Registry("method", "fer_bench.methods", "fer_bench.methods")
@@ -126,3 +128,19 @@ def import_submodules(package_name: str) -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{package_name}.{info.name}")
+
+
+def check_keywords(factory: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
+    """Unknown options are an error that lists the known ones, never a TypeError traceback."""
+    import inspect
+
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = inspect.signature(target).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    known = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_POSITIONAL]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise FerBenchError(
+            f"unknown option(s) {', '.join(unknown)} for {what}; known: {', '.join(known) or 'none'}"
+        )

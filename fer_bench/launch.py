@@ -1,0 +1,364 @@
+"""``fer-bench sweep``: expand a sweep file and run it on Slurm, local processes or in-process.
+
+Every run is one call of :class:`SweepJob` with its resolved config. The runner makes a run
+restartable (it resumes from the run's ``checkpoint.pt``), so the job only has to tell submitit
+how to resubmit itself: on a time limit or a preemption submitit calls ``checkpoint`` and
+requeues the job, which then picks up at the last finished epoch.
+
+Runs whose record says ``done`` are never resubmitted; ``failed`` ones only with
+``--retry-failed``; runs whose job is still pending or running in the scheduler are left alone.
+Job ids go to ``<output_dir>/sweeps/<name>.json`` for ``fer-bench status``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fer_bench.config import RunConfig
+from fer_bench.errors import FerBenchError
+from fer_bench.results import RECORD_NAME, read_record, write_json_atomic
+from fer_bench.sweep import EXECUTOR_KINDS, Sweep, load_sweep
+
+Printer = Callable[[str], None]
+
+
+class SweepJob:
+    """What a scheduler runs for one run: train it (or resume it) and return a short summary.
+
+    A class rather than a function so submitit finds ``checkpoint`` and requeues the job on a
+    time limit or preemption; the state that matters lives in the run directory, so the
+    resubmission is simply the same call again.
+    """
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        from fer_bench import runner
+
+        record = runner.run_experiment(RunConfig.from_dict(config))
+        return summarize(record)
+
+    def checkpoint(self, config: dict[str, Any]) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SweepJob(), config)
+
+
+def summarize(record: dict[str, Any]) -> dict[str, Any]:
+    """The few fields worth returning through a result pickle."""
+    last = ((record.get("final") or {}).get("last") or {}).get("test") or {}
+    return {
+        "run_id": record.get("run_id"),
+        "status": record.get("status"),
+        "test_accuracy": last.get("accuracy"),
+        "error": record.get("error"),
+    }
+
+
+@dataclass
+class PlannedRun:
+    run_id: str
+    config: RunConfig  # resolved
+    state: str  # the record's status, "new" without one, "active" while its job is queued/running
+    submit: bool
+    reason: str = ""
+
+
+@dataclass
+class LaunchResult:
+    planned: list[PlannedRun]
+    submitted: list[PlannedRun] = field(default_factory=list)
+    jobs: list[Any] = field(default_factory=list)  # submitit jobs, aligned with ``submitted``
+    failed: list[str] = field(default_factory=list)  # run ids that failed (local/inprocess)
+
+
+def record_status(output_dir: Path, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The run's record status, or None without a (readable) record."""
+    path = output_dir / run_id / RECORD_NAME
+    if not path.exists():
+        return None, None
+    try:
+        record = read_record(path)
+    except (OSError, ValueError):
+        return None, None
+    return record.get("status"), record
+
+
+def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
+    """Resolve every grid point, drop duplicates, decide which runs need a job."""
+    from fer_bench import runner
+    from fer_bench.status import active_runs
+
+    resolved: dict[str, RunConfig] = {}
+    for config in sweep.configs:
+        cfg = runner.resolve_config(config)
+        resolved.setdefault(cfg.run_id(), cfg)
+    active = active_runs(sweep.output_dir, sweep.name)
+
+    planned = []
+    for run_id, cfg in resolved.items():
+        status, _ = record_status(sweep.output_dir, run_id)
+        if status == "done":
+            planned.append(PlannedRun(run_id, cfg, "done", False, "done"))
+        elif run_id in active:
+            planned.append(PlannedRun(run_id, cfg, "active", False, f"job {active[run_id]} in queue"))
+        elif status == "failed" and not retry_failed:
+            planned.append(PlannedRun(run_id, cfg, "failed", False, "failed (--retry-failed)"))
+        else:
+            reason = {None: "new", "failed": "retry", "running": "resume"}.get(status, "new")
+            planned.append(PlannedRun(run_id, cfg, status or "new", True, reason))
+    return planned
+
+
+def slurm_parameters(sweep: Sweep) -> dict[str, Any]:
+    """The parameters handed to submitit's SlurmExecutor (sbatch option names)."""
+    ex = sweep.executor
+    params: dict[str, Any] = {
+        "job_name": ex["job_name"],
+        "time": ex["timeout_min"],
+        "cpus_per_task": ex["cpus_per_task"],
+        "mem": f"{ex['mem_gb']:g}GB",
+        "array_parallelism": ex["array_parallelism"],
+        "signal_delay_s": ex["signal_delay_s"],
+    }
+    if ex["gpus_per_node"]:
+        params["gpus_per_node"] = ex["gpus_per_node"]
+    for key in ("partition", "account", "qos", "constraint"):
+        if ex[key]:
+            params[key] = ex[key]
+    if ex["setup"]:
+        params["setup"] = list(ex["setup"])
+    if ex["additional_parameters"]:
+        params["additional_parameters"] = dict(ex["additional_parameters"])
+    return params
+
+
+def local_parameters(sweep: Sweep) -> dict[str, Any]:
+    ex = sweep.executor
+    params: dict[str, Any] = {
+        "timeout_min": ex["timeout_min"],
+        "gpus_per_node": ex["gpus_per_node"],
+        "signal_delay_s": ex["signal_delay_s"],
+    }
+    if ex["setup"]:
+        params["setup"] = list(ex["setup"])
+    return params
+
+
+def launch(
+    sweep: Sweep,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    out: Printer = print,
+    poll_s: float = 1.0,
+) -> LaunchResult:
+    """Plan the sweep, then submit (slurm), run in processes (local) or in a loop (inprocess)."""
+    planned = plan_sweep(sweep, retry_failed=retry_failed)
+    todo = [p for p in planned if p.submit]
+    result = LaunchResult(planned=planned)
+    kind = sweep.executor["kind"]
+    _print_plan(sweep, planned, out)
+    if dry_run:
+        _print_executor(sweep, len(todo), out)
+        out("dry run: nothing submitted")
+        return result
+    if not todo:
+        out("nothing to run")
+        return result
+    if kind == "inprocess":
+        _run_inprocess(todo, result, out)
+    elif kind == "local":
+        _run_local(sweep, todo, result, out, poll_s)
+    else:
+        _submit_slurm(sweep, todo, result, out)
+    return result
+
+
+def _print_plan(sweep: Sweep, planned: list[PlannedRun], out: Printer) -> None:
+    from tabulate import tabulate
+
+    rows = [(p.run_id, "submit" if p.submit else "skip", p.reason) for p in planned]
+    n_submit = sum(p.submit for p in planned)
+    out(f"sweep {sweep.name}: {len(planned)} runs, {n_submit} to run, records in {sweep.output_dir}")
+    out(tabulate(rows, headers=["run_id", "action", "why"], tablefmt="simple"))
+
+
+def _print_executor(sweep: Sweep, n: int, out: Printer) -> None:
+    kind = sweep.executor["kind"]
+    if kind == "slurm":
+        params = slurm_parameters(sweep)
+        out(f"would submit {n} runs as one Slurm job array through submitit (folder {sweep.folder}):")
+    elif kind == "local":
+        params = local_parameters(sweep)
+        params["processes_at_once"] = sweep.executor["array_parallelism"]
+        out(f"would run {n} runs as local submitit processes (folder {sweep.folder}):")
+    else:
+        params = {}
+        out(f"would run {n} runs one after another in this process")
+    for key, value in params.items():
+        out(f"  {key}: {value}")
+
+
+def _run_inprocess(todo: list[PlannedRun], result: LaunchResult, out: Printer) -> None:
+    job = SweepJob()
+    for i, p in enumerate(todo, 1):
+        out(f"[{i}/{len(todo)}] {p.run_id}")
+        try:
+            summary = job(p.config.to_dict())
+        except FerBenchError as exc:
+            result.failed.append(p.run_id)
+            out(f"  failed: {exc}")
+            continue
+        result.submitted.append(p)
+        out(f"  done: test accuracy {_fmt_acc(summary.get('test_accuracy'))}")
+
+
+def _run_local(
+    sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, out: Printer, poll_s: float
+) -> None:
+    """At most ``array_parallelism`` processes at once; this command waits for all of them."""
+    import submitit
+
+    executor = submitit.LocalExecutor(
+        folder=str(sweep.folder), max_num_timeout=sweep.executor["max_num_timeout"]
+    )
+    executor.update_parameters(**local_parameters(sweep))
+    limit = sweep.executor["array_parallelism"]
+    queue = list(todo)
+    running: list[tuple[PlannedRun, Any]] = []
+    while queue or running:
+        while queue and len(running) < limit:
+            p = queue.pop(0)
+            job = executor.submit(SweepJob(), p.config.to_dict())
+            _store_jobs(sweep, [(p.run_id, job.job_id)], "local")
+            result.submitted.append(p)
+            result.jobs.append(job)
+            running.append((p, job))
+            out(f"started {p.run_id} (pid {job.job_id})")
+        for p, job in list(running):
+            if job.done():
+                running.remove((p, job))
+                _report_outcome(sweep, p.run_id, job, result, out)
+        if running:
+            time.sleep(poll_s)
+
+
+def _submit_slurm(sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, out: Printer) -> None:
+    import submitit
+
+    if shutil.which("sbatch") is None or shutil.which("srun") is None:
+        raise FerBenchError(
+            "the slurm executor needs sbatch and srun on PATH; use --executor local or inprocess here"
+        )
+    executor = submitit.SlurmExecutor(
+        folder=str(sweep.folder / "%j"), max_num_timeout=sweep.executor["max_num_timeout"]
+    )
+    executor.update_parameters(**slurm_parameters(sweep))
+    try:
+        jobs = executor.map_array(SweepJob(), [p.config.to_dict() for p in todo])
+    except Exception as exc:  # sbatch's refusal (bad partition, QOS, ...) as one line
+        raise FerBenchError(f"sbatch refused the job array: {_last_line(str(exc))}") from None
+    _store_jobs(sweep, [(p.run_id, j.job_id) for p, j in zip(todo, jobs, strict=True)], "slurm")
+    result.submitted.extend(todo)
+    result.jobs.extend(jobs)
+    array_id = jobs[0].job_id.split("_")[0] if jobs else "?"
+    out(f"submitted {len(jobs)} runs as Slurm job array {array_id}; logs in {sweep.folder}")
+    source = f" --sweep {sweep.source}" if sweep.source else f" --output-dir {sweep.output_dir}"
+    out(f"follow with: fer-bench status{source}")
+
+
+def wait_for_jobs(
+    sweep: Sweep, result: LaunchResult, out: Printer = print, poll_s: float = 5.0
+) -> None:
+    """Block until every submitted job ended, printing each outcome (``--wait``)."""
+    pending = list(zip(result.submitted, result.jobs, strict=True))
+    while pending:
+        for p, job in list(pending):
+            if job.done(force_check=True):
+                pending.remove((p, job))
+                _report_outcome(sweep, p.run_id, job, result, out)
+        if pending:
+            time.sleep(poll_s)
+
+
+def _report_outcome(sweep: Sweep, run_id: str, job: Any, result: LaunchResult, out: Printer) -> None:
+    try:
+        summary = job.result()
+        out(f"done {run_id}: test accuracy {_fmt_acc(summary.get('test_accuracy'))}")
+    except Exception as exc:  # submitit wraps the job's error; the record has the clean line
+        result.failed.append(run_id)
+        _, record = record_status(sweep.output_dir, run_id)
+        line = (record or {}).get("error") if (record or {}).get("status") == "failed" else None
+        out(f"failed {run_id} (job {job.job_id}): {line or _last_line(str(exc))}")
+
+
+def _store_jobs(sweep: Sweep, pairs: list[tuple[str, str]], kind: str) -> None:
+    """Merge run id -> job id into the sweep's job file (latest submission wins)."""
+    path = sweep.jobs_file
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = read_record(path)
+        except (OSError, ValueError):
+            data = {}
+    data["name"] = sweep.name
+    data["sweep_file"] = str(sweep.source.resolve()) if sweep.source else None
+    data["output_dir"] = str(sweep.output_dir)
+    jobs = data.setdefault("jobs", {})
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for run_id, job_id in pairs:
+        jobs[run_id] = {
+            "executor": kind,
+            "job_id": str(job_id),
+            "folder": str(sweep.folder),
+            "submitted_at": now,
+        }
+    write_json_atomic(path, data)
+
+
+def _fmt_acc(value: Any) -> str:
+    return f"{value:.2f}%" if isinstance(value, int | float) else "n/a"
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def register_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="run a sweep file's grid on Slurm, local processes or in-process",
+        description="Expand a sweep YAML (see slurm/*.yaml) and run every run not yet done.",
+    )
+    p.add_argument("sweep_file", help="the sweep YAML, e.g. slurm/synthetic.yaml")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and executor, submit nothing")
+    p.add_argument("--retry-failed", action="store_true", help="rerun runs whose record says failed")
+    p.add_argument("--executor", choices=EXECUTOR_KINDS, help="override the file's executor kind")
+    p.add_argument("--output-dir", help="override the file's output_dir")
+    p.add_argument(
+        "--wait", action="store_true", help="slurm: wait for the jobs and print how each ended"
+    )
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.sweep_file, output_dir=args.output_dir)
+    if args.executor:
+        sweep.executor["kind"] = args.executor
+    result = launch(sweep, retry_failed=args.retry_failed, dry_run=args.dry_run)
+    if args.wait and sweep.executor["kind"] == "slurm" and result.jobs:
+        wait_for_jobs(sweep, result)
+    if result.failed:
+        print(f"{len(result.failed)} run(s) failed; see fer-bench status", file=sys.stderr)
+        return 1
+    return 0

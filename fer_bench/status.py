@@ -1,0 +1,272 @@
+"""``fer-bench status``: where every run of a sweep stands, from its record and the scheduler.
+
+The record is the truth for runs that ended (``done``, or ``failed`` with its error line). For
+the rest the scheduler is asked about the job ids stored at launch
+(``<output_dir>/sweeps/<name>.json``): Slurm through ``squeue`` (live jobs) and ``sacct``
+(ended ones, where accounting is on); local jobs by their process id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import re
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fer_bench.errors import FerBenchError
+from fer_bench.results import RECORD_NAME, read_record
+
+#: Slurm job states in which the job may still run (or run again).
+ACTIVE_SLURM_STATES = {
+    "PENDING",
+    "RUNNING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "CONFIGURING",
+    "COMPLETING",
+    "RESIZING",
+    "SUSPENDED",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+    "RESV_DEL_HOLD",
+}
+_PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING"}
+
+
+@dataclass
+class RunStatus:
+    run_id: str
+    state: str  # done | failed | running | pending | cancelled | timeout | stalled | missing
+    job_id: str | None = None
+    scheduler_state: str | None = None
+    detail: str = ""
+
+
+def load_jobs(output_dir: Path, name: str | None = None) -> dict[str, dict[str, Any]]:
+    """run id -> job entry, from one sweep's job file or from all of them."""
+    folder = Path(output_dir) / "sweeps"
+    paths = [folder / f"{name}.json"] if name else sorted(folder.glob("*.json"))
+    jobs: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        if not path.exists():
+            continue
+        try:
+            data = read_record(path)
+        except (OSError, ValueError):
+            print(f"fer-bench: warning: unreadable job file {path}, ignored", file=sys.stderr)
+            continue
+        jobs.update(data.get("jobs") or {})
+    return jobs
+
+
+def scheduler_states(jobs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """run id -> the scheduler's state of its job (upper case, Slurm's names; local: RUNNING/ENDED)."""
+    out: dict[str, str] = {}
+    slurm_ids = {e["job_id"] for e in jobs.values() if e.get("executor") == "slurm"}
+    slurm = slurm_job_states(slurm_ids) if slurm_ids else {}
+    for run_id, entry in jobs.items():
+        job_id = str(entry.get("job_id"))
+        if entry.get("executor") == "slurm":
+            if job_id in slurm:
+                out[run_id] = slurm[job_id]
+        elif entry.get("executor") == "local":
+            out[run_id] = "RUNNING" if _process_alive(job_id) else "ENDED"
+    return out
+
+
+def active_runs(output_dir: Path, name: str) -> dict[str, str]:
+    """run id -> job id, for runs whose job may still run: launching again must not double them."""
+    jobs = load_jobs(output_dir, name)
+    states = scheduler_states(jobs)
+    return {
+        run_id: jobs[run_id]["job_id"]
+        for run_id, state in states.items()
+        if state in ACTIVE_SLURM_STATES
+    }
+
+
+def slurm_job_states(job_ids: set[str]) -> dict[str, str]:
+    """job id (``123`` or ``123_4``) -> state; squeue for live jobs, sacct for ended ones."""
+    states: dict[str, str] = {}
+    bases = sorted({j.split("_")[0] for j in job_ids})
+    sacct = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(bases)])
+    if sacct is not None:
+        for line in sacct.splitlines():
+            job, _, state = line.partition("|")
+            for jid in expand_job_ids(job.strip()):
+                states[jid] = state.split()[0] if state.split() else "UNKNOWN"
+    squeue = _run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"])
+    if squeue is not None:  # live states win: accounting lags a little behind
+        for line in squeue.splitlines():
+            job, _, state = line.partition("|")
+            for jid in expand_job_ids(job.strip()):
+                states[jid] = state.strip() or "UNKNOWN"
+    return {j: states[j] for j in job_ids if j in states}
+
+
+def expand_job_ids(text: str) -> list[str]:
+    """``12``, ``12_3`` or an array range ``12_[4-6,9%2]`` as single ids."""
+    match = re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", text)
+    if not match:
+        return [text] if re.fullmatch(r"\d+(_\d+)?", text) else []
+    base, spec = match.groups()
+    ids = []
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        for i in range(int(lo), int(hi or lo) + 1):
+            ids.append(f"{base}_{i}")
+    return ids
+
+
+def _run(cmd: list[str]) -> str | None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _process_alive(pid: str) -> bool:
+    """Alive and not a zombie (an exited child waits as Z until reaped)."""
+    try:
+        text = Path(f"/proc/{int(pid)}/status").read_text()
+    except (OSError, ValueError):
+        return False
+    state = re.search(r"^State:\s*(\S)", text, re.M)
+    return bool(state) and state.group(1) != "Z"
+
+
+def read_run(output_dir: Path, run_id: str) -> dict[str, Any] | None:
+    path = Path(output_dir) / run_id / RECORD_NAME
+    if not path.exists():
+        return None
+    try:
+        return read_record(path)
+    except (OSError, ValueError):
+        return {"status": "unreadable"}
+
+
+def combine(
+    run_id: str, record: dict[str, Any] | None, job: dict[str, Any] | None, sched: str | None
+) -> RunStatus:
+    """One run's state: a finished record wins, then the scheduler, then what the record says."""
+    job_id = job.get("job_id") if job else None
+    status = (record or {}).get("status")
+    st = RunStatus(run_id, "missing", job_id, sched)
+    if status == "done":
+        st.state = "done"
+        acc = (((record or {}).get("final") or {}).get("last") or {}).get("test", {}).get("accuracy")
+        st.detail = f"test accuracy {acc:.2f}%" if isinstance(acc, int | float) else ""
+    elif sched in _PENDING_STATES:
+        st.state = "pending"
+        st.detail = "requeued" if status == "running" else ""
+    elif sched in ACTIVE_SLURM_STATES:
+        st.state = "running"
+        st.detail = _progress(record)
+    elif status == "failed":
+        st.state = "failed"
+        st.detail = (record or {}).get("error") or "no error recorded"
+    elif sched and sched.startswith("CANCELLED"):
+        st.state = "cancelled"
+        st.detail = "cancelled in the scheduler" + (f"; {_progress(record)}" if record else "")
+    elif sched == "TIMEOUT":
+        st.state = "timeout"
+        st.detail = "hit its time limit and was not requeued" + _log_hint(job)
+    elif sched in {"FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"}:
+        st.state = "failed"
+        st.detail = f"job ended {sched} before the run recorded an error" + _log_hint(job)
+    elif status == "unreadable":
+        st.state = "failed"
+        st.detail = "record.json is unreadable"
+    elif status == "running":
+        if job is None:  # started outside a sweep (fer-bench run): nothing to ask
+            st.state = "running"
+            st.detail = _progress(record)
+        else:
+            st.state = "stalled"
+            st.detail = f"job ended ({sched or 'unknown'}) mid-run; relaunch the sweep to resume"
+    elif job is not None:
+        st.state = "failed" if sched in {"COMPLETED", "ENDED"} else "missing"
+        st.detail = f"job {sched or 'not found'} but no run record" + _log_hint(job)
+    else:
+        st.detail = "not launched"
+    return st
+
+
+def _progress(record: dict[str, Any] | None) -> str:
+    if not record:
+        return ""
+    done = len(record.get("history") or [])
+    total = (record.get("config") or {}).get("epochs")
+    return f"epoch {done}/{total}" if total else f"{done} epochs done"
+
+
+def _log_hint(job: dict[str, Any] | None) -> str:
+    if not job or not job.get("folder"):
+        return ""
+    return f" (logs: {job['folder']}/{job['job_id']})" if job.get("executor") == "slurm" else ""
+
+
+def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> list[RunStatus]:
+    """Every run of the sweep (expected ones included) or, without one, every run on disk."""
+    if sweep_file:
+        from fer_bench import runner
+        from fer_bench.sweep import load_sweep
+
+        sweep = load_sweep(sweep_file, output_dir=output_dir)
+        output_dir = sweep.output_dir
+        run_ids = list(dict.fromkeys(runner.resolve_config(c).run_id() for c in sweep.configs))
+        jobs = load_jobs(output_dir, sweep.name)
+    else:
+        if output_dir is None:
+            raise FerBenchError("status needs --output-dir or --sweep")
+        output_dir = Path(output_dir)
+        jobs = load_jobs(output_dir)
+        on_disk = sorted(p.parent.name for p in output_dir.glob(f"*/{RECORD_NAME}"))
+        run_ids = list(dict.fromkeys([*on_disk, *sorted(jobs)]))
+    sched = scheduler_states({r: jobs[r] for r in run_ids if r in jobs})
+    return [combine(r, read_run(output_dir, r), jobs.get(r), sched.get(r)) for r in run_ids]
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def register_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "status",
+        help="show each run's state (pending, running, done, failed with its error)",
+        description="Each run's state from the results directory and the scheduler.",
+    )
+    p.add_argument("--output-dir", help="results directory (default: the sweep's, else results/runs)")
+    p.add_argument("--sweep", help="a sweep YAML: list its runs, including ones not launched yet")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    if args.sweep:
+        statuses = collect_status(Path(args.output_dir) if args.output_dir else None, args.sweep)
+    else:
+        out_dir = Path(args.output_dir or "results/runs")
+        if not out_dir.is_dir():
+            raise FerBenchError(f"no results directory {out_dir}; pass --output-dir or --sweep")
+        statuses = collect_status(out_dir)
+    if args.json:
+        print(json.dumps([asdict(s) for s in statuses], indent=1))
+        return 0
+    rows = [(s.run_id, s.state, s.job_id or "-", s.detail) for s in statuses]
+    print(tabulate(rows, headers=["run_id", "state", "job", "detail"], tablefmt="simple"))
+    counts: dict[str, int] = {}
+    for s in statuses:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no runs")
+    return 0

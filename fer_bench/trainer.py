@@ -1,0 +1,320 @@
+"""The one trainer every method shares: device, precision, optimizer, schedule, checkpoints.
+
+On CUDA the whole uint8 training set is moved to the GPU once, batches are gathered by index and
+augmented there, the step runs under bf16 autocast in channels_last, and nothing in the step
+reads a value back to the host: losses, weights and given-label probabilities accumulate in
+device buffers that are read once per epoch. On CPU the same code runs in fp32.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fer_bench import augment
+from fer_bench.config import RunConfig
+from fer_bench.data import Split
+from fer_bench.errors import FerBenchError
+from fer_bench.method import Batch, LabelStore, Method
+from fer_bench.metrics import classification_metrics, relabel_stats, roc_auc
+from fer_bench.results import save_torch_atomic
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FerBenchError(f"--device {name} asked for, but no CUDA device is available")
+    return torch.device(name)
+
+
+@dataclass
+class TrainData:
+    """Splits as the trainer uses them; train labels are the (noisy) given labels."""
+
+    train: Split
+    val: Split
+    test: Split
+    clean_train_labels: torch.Tensor
+    num_classes: int
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    images_seen: int = 0
+
+
+def build_optimizer(cfg: RunConfig, params, device: torch.device) -> torch.optim.Optimizer:
+    fused = {"fused": True} if device.type == "cuda" else {}
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           **fused)
+
+
+def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
+    """Stepped once per epoch."""
+    if cfg.scheduler == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.scheduler_gamma)
+    if cfg.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(cfg.epochs // 3, 1),
+                                               gamma=cfg.scheduler_gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+class Trainer:
+    """Trains one method on one dataset; ``fit`` resumes from ``checkpoint_path`` when present."""
+
+    def __init__(self, cfg: RunConfig, method: Method, data: TrainData, device: torch.device,
+                 checkpoint_path: Path | None = None,
+                 on_epoch_end: Callable[[TrainState], None] | None = None) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.data = data
+        self.checkpoint_path = checkpoint_path
+        self.on_epoch_end = on_epoch_end
+        self.cuda = device.type == "cuda"
+        self.method = method.to(device)
+        if self.cuda:
+            self.method = self.method.to(memory_format=torch.channels_last)
+        self.train_step_fn = self.method.loss
+        self.predict_fn = self.method.predict
+        if cfg.compile:
+            # Compile the backbone only: it is where the time goes, and method heads stay eager
+            # and readable. The first steps pay the compile cost once per run.
+            self.method.backbone = torch.compile(self.method.backbone)
+        self.optimizer = build_optimizer(cfg, self.method.parameters(), device)
+        self.scheduler = build_scheduler(cfg, self.optimizer)
+        # Data on the device once (uint8): GPU augmentation gathers batches by index.
+        self.train_images = data.train.images.to(device)
+        self.labels = LabelStore(data.train.labels.to(device))
+        self.va = _maybe(data.train.valence_arousal, device)
+        self.au = _maybe(data.train.action_units, device)
+        n = len(data.train)
+        self.weights_buf = torch.full((n,), float("nan"), device=device)
+        self.given_prob_buf = torch.full((n,), float("nan"), device=device)
+        self.order_gen = torch.Generator().manual_seed(cfg.seed)
+        self.aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        self.state = TrainState()
+        counts = torch.bincount(data.train.labels, minlength=data.num_classes).double()
+        self.sample_weight = (1.0 / counts.clamp(min=1))[data.train.labels]
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _epoch_order(self) -> torch.Tensor:
+        n = len(self.data.train)
+        if self.cfg.balanced_sampling:
+            order = torch.multinomial(self.sample_weight, n, replacement=True, generator=self.order_gen)
+        else:
+            order = torch.randperm(n, generator=self.order_gen)
+        return order.to(self.device)
+
+    def _autocast(self):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.cuda)
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        cfg = self.cfg
+        self.method.train()
+        order = self._epoch_order()
+        n = len(order)
+        bs = min(cfg.batch_size, n)
+        steps = n // bs  # drop the last partial batch: fixed shapes, stable rank statistics
+        loss_sum = torch.zeros((), device=self.device)
+        log_sums: dict[str, torch.Tensor] = {}
+        start = time.perf_counter()
+        progress = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        for step in range(steps):
+            idx = order[step * bs:(step + 1) * bs]
+            images = augment.train_transform(self.train_images[idx], cfg.image_size, self.aug_gen,
+                                             cfg.augment, cfg.random_erasing)
+            if self.cuda:
+                images = images.contiguous(memory_format=torch.channels_last)
+            batch = Batch(
+                images=images, labels=self.labels[idx], given_labels=self.labels.given[idx],
+                index=idx, epoch=epoch,
+                valence_arousal=None if self.va is None else self.va[idx],
+                action_units=None if self.au is None else self.au[idx],
+            )
+            with self._autocast():
+                out = self.train_step_fn(batch, self.labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                loss_sum += out.loss.detach().float()
+                for key, value in out.logs.items():
+                    log_sums[key] = log_sums.get(key, 0) + value.detach().float()
+                probs = out.logits.detach().float().softmax(1)
+                self.given_prob_buf[idx] = probs.gather(1, batch.given_labels[:, None]).squeeze(1)
+                if out.weights is not None:
+                    self.weights_buf[idx] = out.weights.detach().float().flatten()
+            progress.update(1)
+        progress.close()
+        self.scheduler.step()
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start
+        self.state.train_seconds += seconds
+        self.state.images_seen += steps * bs
+        logs = {k: float(v / max(steps, 1)) for k, v in log_sums.items()}
+        return {"loss": float(loss_sum / max(steps, 1)), "seconds": seconds,
+                "images_per_s": steps * bs / seconds if seconds > 0 else None, **logs}
+
+    # -- evaluation --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_split(self, split: Split, batch_size: int = 512) -> torch.Tensor:
+        """Class probabilities for a whole split, batched, bf16 on CUDA."""
+        self.method.eval()
+        out = []
+        for start in range(0, len(split), batch_size):
+            images = split.images[start:start + batch_size].to(self.device, non_blocking=True)
+            x = augment.eval_transform(images, self.cfg.image_size)
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                logits = self.predict_fn(x)
+            out.append(logits.float().softmax(1))
+        return torch.cat(out).cpu()
+
+    def evaluate(self, split: Split) -> dict[str, Any]:
+        preds = self.predict_split(split).argmax(1)
+        return classification_metrics(split.labels, preds, self.data.num_classes)
+
+    def diagnostics(self) -> dict[str, Any]:
+        clean = (self.labels.given.cpu() == self.data.clean_train_labels)
+        out: dict[str, Any] = {
+            "given_label_auc": roc_auc(self.given_prob_buf.cpu(), clean),
+            "weight_auc": None,
+            "relabel": None,
+        }
+        if self.method.weight_name is not None:
+            out["weight_auc"] = roc_auc(self.weights_buf.cpu(), clean)
+            weights = self.weights_buf.cpu()
+            if clean.any() and (~clean).any():
+                out["mean_weight_clean"] = float(weights[clean].nanmean())
+                out["mean_weight_flipped"] = float(weights[~clean].nanmean())
+        if self.method.relabels:
+            out["relabel"] = relabel_stats(self.labels.given, self.labels.current,
+                                           self.data.clean_train_labels, self.data.num_classes)
+        return out
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _checkpoint_state(self) -> dict[str, Any]:
+        state = {
+            "epoch": self.state.epoch,
+            "history": self.state.history,
+            "train_seconds": self.state.train_seconds,
+            "images_seen": self.state.images_seen,
+            "method": _unwrapped_state(self.method),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "labels": self.labels.state_dict(),
+            "weights_buf": self.weights_buf.cpu(),
+            "given_prob_buf": self.given_prob_buf.cpu(),
+            "order_gen": self.order_gen.get_state(),
+            "aug_gen": self.aug_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.cuda:
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is not None:
+            save_torch_atomic(self.checkpoint_path, self._checkpoint_state())
+
+    def load_checkpoint(self) -> bool:
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return False
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise FerBenchError(f"checkpoint {path} is unreadable ({exc}); delete it to restart") from None
+        _load_unwrapped_state(self.method, state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.labels.load_state_dict(state["labels"])
+        self.weights_buf.copy_(state["weights_buf"])
+        self.given_prob_buf.copy_(state["given_prob_buf"])
+        self.order_gen.set_state(state["order_gen"])
+        self.aug_gen.set_state(state["aug_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        if self.cuda and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.state = TrainState(epoch=state["epoch"], history=list(state["history"]),
+                                train_seconds=state["train_seconds"],
+                                images_seen=state["images_seen"])
+        return True
+
+    # -- the loop ----------------------------------------------------------------------------
+    def fit(self) -> TrainState:
+        self.load_checkpoint()
+        for epoch in range(self.state.epoch, self.cfg.epochs):
+            lr = self.optimizer.param_groups[0]["lr"]
+            train = self.train_epoch(epoch)
+            if not math.isfinite(train["loss"]):
+                raise FerBenchError(f"training diverged at epoch {epoch + 1} (loss {train['loss']})")
+            entry = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "train": train,
+                "val": self.evaluate(self.data.val),
+                "test": self.evaluate(self.data.test),
+                "diagnostics": self.diagnostics(),
+            }
+            self.state.history.append(entry)
+            self.state.epoch = epoch + 1
+            self.save_checkpoint()
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self.state)
+        return self.state
+
+
+def _maybe(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if t is None else t.to(device)
+
+
+def _unwrapped_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict without torch.compile's ``_orig_mod.`` prefixes, so eager and compiled agree."""
+    return {k.replace("_orig_mod.", ""): v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def _load_unwrapped_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    own = module.state_dict()
+    mapped = {}
+    for key in own:
+        plain = key.replace("_orig_mod.", "")
+        if plain not in state:
+            raise FerBenchError(f"checkpoint has no entry for '{plain}'; delete it to restart")
+        mapped[key] = state[plain]
+    module.load_state_dict(mapped)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5)

@@ -1,0 +1,37 @@
+"""Cross-entropy baseline: a linear classifier on the backbone's pooled features."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fer_bench.method import Batch, DataInfo, LabelStore, Method, StepOutput
+from fer_bench.registry import register_method
+
+
+@register_method("ce")
+class CrossEntropy(Method):
+    """Cross-entropy baseline (the reference every method is compared against)."""
+
+    # SCN's official training recipe, so CE and SCN differ only in the method.
+    recipe = {
+        "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
+        "scheduler": "exponential", "scheduler_gamma": 0.9, "epochs": 70,
+        "augment": "flip_or_noise", "random_erasing": True,
+    }
+
+    def __init__(self, backbone: nn.Module, num_features: int, info: DataInfo, *,
+                 dropout: float = 0.0, label_smoothing: float = 0.0) -> None:
+        super().__init__(backbone, num_features, info)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(num_features, info.num_classes)
+        self.label_smoothing = label_smoothing
+
+    def loss(self, batch: Batch, labels: LabelStore) -> StepOutput:
+        logits = self.classifier(self.dropout(self.features(batch.images)))
+        loss = F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.label_smoothing)
+        return StepOutput(loss=loss, logits=logits)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(images))
