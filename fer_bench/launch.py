@@ -107,7 +107,9 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
         if status == "done":
             planned.append(PlannedRun(run_id, cfg, "done", False, "done"))
         elif run_id in active:
-            planned.append(PlannedRun(run_id, cfg, "active", False, f"job {active[run_id]} in queue"))
+            planned.append(
+                PlannedRun(run_id, cfg, "active", False, f"job {active[run_id]} in queue")
+            )
         elif status == "failed" and not retry_failed:
             planned.append(PlannedRun(run_id, cfg, "failed", False, "failed (--retry-failed)"))
         else:
@@ -185,7 +187,9 @@ def _print_plan(sweep: Sweep, planned: list[PlannedRun], out: Printer) -> None:
 
     rows = [(p.run_id, "submit" if p.submit else "skip", p.reason) for p in planned]
     n_submit = sum(p.submit for p in planned)
-    out(f"sweep {sweep.name}: {len(planned)} runs, {n_submit} to run, records in {sweep.output_dir}")
+    out(
+        f"sweep {sweep.name}: {len(planned)} runs, {n_submit} to run, records in {sweep.output_dir}"
+    )
     out(tabulate(rows, headers=["run_id", "action", "why"], tablefmt="simple"))
 
 
@@ -193,7 +197,9 @@ def _print_executor(sweep: Sweep, n: int, out: Printer) -> None:
     kind = sweep.executor["kind"]
     if kind == "slurm":
         params = slurm_parameters(sweep)
-        out(f"would submit {n} runs as one Slurm job array through submitit (folder {sweep.folder}):")
+        out(
+            f"would submit {n} runs as one Slurm job array through submitit (folder {sweep.folder}):"
+        )
     elif kind == "local":
         params = local_parameters(sweep)
         params["processes_at_once"] = sweep.executor["array_parallelism"]
@@ -287,7 +293,9 @@ def wait_for_jobs(
             time.sleep(poll_s)
 
 
-def _report_outcome(sweep: Sweep, run_id: str, job: Any, result: LaunchResult, out: Printer) -> None:
+def _report_outcome(
+    sweep: Sweep, run_id: str, job: Any, result: LaunchResult, out: Printer
+) -> None:
     try:
         summary = job.result()
         out(f"done {run_id}: test accuracy {_fmt_acc(summary.get('test_accuracy'))}")
@@ -341,14 +349,22 @@ def register_cli(subparsers: Any) -> None:
         description="Expand a sweep YAML (see slurm/*.yaml) and run every run not yet done.",
     )
     p.add_argument("sweep_file", help="the sweep YAML, e.g. slurm/synthetic.yaml")
-    p.add_argument("--dry-run", action="store_true", help="print the runs and executor, submit nothing")
-    p.add_argument("--retry-failed", action="store_true", help="rerun runs whose record says failed")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the runs and executor, submit nothing"
+    )
+    p.add_argument(
+        "--retry-failed", action="store_true", help="rerun runs whose record says failed"
+    )
     p.add_argument("--executor", choices=EXECUTOR_KINDS, help="override the file's executor kind")
     p.add_argument("--output-dir", help="override the file's output_dir")
     p.add_argument(
         "--wait", action="store_true", help="slurm: wait for the jobs and print how each ended"
     )
     p.set_defaults(func=_cmd_sweep)
+
+    from fer_bench import status
+
+    status.register_cli(subparsers)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

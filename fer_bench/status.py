@@ -162,7 +162,9 @@ def combine(
     st = RunStatus(run_id, "missing", job_id, sched)
     if status == "done":
         st.state = "done"
-        acc = (((record or {}).get("final") or {}).get("last") or {}).get("test", {}).get("accuracy")
+        acc = (
+            (((record or {}).get("final") or {}).get("last") or {}).get("test", {}).get("accuracy")
+        )
         st.detail = f"test accuracy {acc:.2f}%" if isinstance(acc, int | float) else ""
     elif sched in _PENDING_STATES:
         st.state = "pending"
@@ -244,7 +246,9 @@ def register_cli(subparsers: Any) -> None:
         help="show each run's state (pending, running, done, failed with its error)",
         description="Each run's state from the results directory and the scheduler.",
     )
-    p.add_argument("--output-dir", help="results directory (default: the sweep's, else results/runs)")
+    p.add_argument(
+        "--output-dir", help="results directory (default: the sweep's, else results/runs)"
+    )
     p.add_argument("--sweep", help="a sweep YAML: list its runs, including ones not launched yet")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_status)

@@ -141,7 +141,9 @@ def expand_grid(grid: Any, where: str, output_dir: Path) -> list[RunConfig]:
         raise FerBenchError(f"{where} must be a mapping of run options")
     _reject_unknown(where, "run option", grid, _RUN_FIELDS)
     if "output_dir" in grid:
-        raise FerBenchError(f"{where}: set output_dir at the top level of the sweep, not in the grid")
+        raise FerBenchError(
+            f"{where}: set output_dir at the top level of the sweep, not in the grid"
+        )
     keys = list(grid)
     axes = [grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys]
     configs = []
@@ -166,13 +168,17 @@ def check_executor(executor: dict[str, Any], where: str) -> None:
     for key in ("gpus_per_node", "cpus_per_task", "timeout_min", "array_parallelism"):
         value = executor[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise FerBenchError(f"{where}: executor {key} must be a whole number >= 0, got {value!r}")
+            raise FerBenchError(
+                f"{where}: executor {key} must be a whole number >= 0, got {value!r}"
+            )
     for key in ("cpus_per_task", "timeout_min", "array_parallelism"):
         if executor[key] < 1:
             raise FerBenchError(f"{where}: executor {key} must be >= 1")
     if not isinstance(executor["mem_gb"], int | float) or executor["mem_gb"] <= 0:
         raise FerBenchError(f"{where}: executor mem_gb must be > 0, got {executor['mem_gb']!r}")
-    if not isinstance(executor["setup"], list) or not all(isinstance(s, str) for s in executor["setup"]):
+    if not isinstance(executor["setup"], list) or not all(
+        isinstance(s, str) for s in executor["setup"]
+    ):
         raise FerBenchError(f"{where}: executor setup must be a list of shell lines")
     if not isinstance(executor["additional_parameters"], dict):
         raise FerBenchError(f"{where}: executor additional_parameters must be a mapping")
