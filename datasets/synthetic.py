@@ -24,7 +24,7 @@ from fer_bench.data import RAFDB_CLASSES, FERData, Split
 from fer_bench.errors import FerBenchError
 from fer_bench.registry import register_dataset
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: brow_raise, brow_tilt (inner end up > 0), eye_open, mouth_curve (smile > 0), mouth_open, mouth_width
 PROTOTYPES = torch.tensor(
@@ -81,7 +81,7 @@ def render(code: torch.Tensor, gen: torch.Generator, size: int) -> torch.Tensor:
 
     brow_raise, brow_tilt, eye_open, curve, mouth_open, mouth_width = (col(c) for c in code.T)
     # Pose: rotation, scale, shift (inverse-mapped onto the pixel grid).
-    angle = col((rand(n) - 0.5) * math.radians(30))
+    angle = col((rand(n) - 0.5) * math.radians(20))
     scale = col(0.85 + 0.3 * rand(n))
     shift_x, shift_y = col((rand(n) - 0.5) * 0.2), col((rand(n) - 0.5) * 0.2)
     lin = torch.linspace(-1, 1, size)
@@ -92,11 +92,10 @@ def render(code: torch.Tensor, gen: torch.Generator, size: int) -> torch.Tensor:
     sharp = size * 0.9
     # Identity: face shape, skin tone, background.
     a, b = col(0.55 + 0.15 * rand(n)), col(0.7 + 0.15 * rand(n))
-    skin = 0.35 + 0.55 * rand(n, 1, 1, 1) * torch.tensor([1.0, 0.85, 0.7]).view(1, 3, 1, 1)
+    skin = 0.5 + 0.45 * rand(n, 1, 1, 1) * torch.tensor([1.0, 0.85, 0.7]).view(1, 3, 1, 1)
     background = rand(n, 3, 1, 1) * 0.8 + 0.1 * (gy.unsqueeze(1) + 1)
     face = _soft(1 - (x / a) ** 2 - (y / b) ** 2, sharp / 6)
-    dark = torch.zeros(n)  # ink (features) value per sample, slightly varied
-    ink = (0.05 + 0.15 * rand(n)).view(n, 1, 1) + dark.view(n, 1, 1)
+    ink = (0.02 + 0.12 * rand(n)).view(n, 1, 1)  # feature darkness, slightly varied
 
     features = torch.zeros(n, size, size)
     # Eyes: height grows with eye_open.
@@ -110,7 +109,7 @@ def render(code: torch.Tensor, gen: torch.Generator, size: int) -> torch.Tensor:
         by = -0.45 * b - 0.1 * brow_raise
         inner_y = by - 0.1 * brow_tilt
         d = _segment_distance(x, y, side * 0.6 * a, by, side * 0.12 * a, inner_y)
-        features = torch.maximum(features, _soft(0.035 - d, sharp))
+        features = torch.maximum(features, _soft(0.05 - d, sharp))
     # Nose: a short vertical stroke; disgust-like codes (low brows, narrowed eyes) wrinkle it.
     d = _segment_distance(x, y, 0 * a, -0.05 * b, 0 * a, 0.18 * b)
     features = torch.maximum(features, 0.6 * _soft(0.02 - d, sharp))
@@ -119,8 +118,8 @@ def render(code: torch.Tensor, gen: torch.Generator, size: int) -> torch.Tensor:
     u = (1 - (x / w) ** 2).clamp(min=0)
     y0 = 0.45 * b
     centre = y0 + 0.14 * curve * u
-    upper = centre - 0.04 * mouth_open * u - 0.012
-    lower = centre + 0.13 * mouth_open * u + 0.012
+    upper = centre - 0.04 * mouth_open * u - 0.022
+    lower = centre + 0.13 * mouth_open * u + 0.022
     inside_x = _soft(w - x.abs(), sharp)
     lips = _soft(torch.minimum(y - upper, lower - y), sharp) * inside_x
     features = torch.maximum(features, lips)

@@ -1,0 +1,42 @@
+"""Shared fixtures: a private cache directory and tiny synthetic datasets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# Keep generated synthetic sets and prepared caches out of the user's home during tests.
+os.environ.setdefault("FER_BENCH_CACHE", tempfile.mkdtemp(prefix="fer-bench-test-cache-"))
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic():
+    """A small synthetic set: enough to learn from in seconds on a CPU."""
+    from fer_bench.registry import create_dataset
+
+    return create_dataset("synthetic", num_train=480, num_test=140, size=32)
+
+
+TINY_RUN = dict(
+    dataset="synthetic",
+    epochs=3,
+    batch_size=32,
+    image_size=32,
+    backbone="test_resnet",
+    dataset_options={"num_train": 240, "num_test": 70, "size": 32},
+    progress=False,
+)
+
+
+@pytest.fixture
+def tiny_run_config(tmp_path):
+    """A RunConfig factory for runs that finish in a few seconds, writing under tmp_path."""
+    from fer_bench.config import RunConfig
+
+    def make(**overrides):
+        values = {**TINY_RUN, "output_dir": str(tmp_path / "runs"), **overrides}
+        return RunConfig(**values)
+
+    return make

@@ -1,0 +1,118 @@
+import pytest
+import torch
+
+from fer_bench.data import RAFDB_CLASSES
+from fer_bench.errors import FerBenchError
+from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP, inject_noise, read_noise_file
+
+
+def _labels(counts):
+    return torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+
+
+COUNTS = [355, 77, 201, 1000, 410, 162, 640]  # imbalanced, like RAF-DB
+LABELS = _labels(COUNTS)
+
+
+def noisy(rate, kind="symmetric", seed=0, **kw):
+    return inject_noise(LABELS, RAFDB_CLASSES, dataset="rafdb", noise_type=kind,
+                        rate_percent=rate, seed=seed, **kw)
+
+
+@pytest.mark.parametrize("rate", [10, 20, 30])
+def test_symmetric_flips_exact_per_class_counts_to_other_classes(rate):
+    out = noisy(rate)
+    for c, n in enumerate(COUNTS):
+        members = LABELS == c
+        assert int(out.flipped[members].sum()) == round(rate / 100 * n)
+    assert torch.equal(out.clean, LABELS)
+    assert torch.equal(out.flipped, out.labels != LABELS)
+    assert not (out.labels[out.flipped] == LABELS[out.flipped]).any()
+
+
+def test_symmetric_targets_are_spread_over_all_other_classes():
+    out = inject_noise(_labels([7000, 7000]), ["a", "b"], dataset="x", noise_type="symmetric",
+                       rate_percent=30, seed=0)
+    assert int(out.flipped.sum()) == 4200
+    big = inject_noise(torch.zeros(60000, dtype=torch.long), RAFDB_CLASSES, dataset="x",
+                       noise_type="symmetric", rate_percent=60, seed=1)
+    targets = torch.bincount(big.labels[big.flipped], minlength=7)
+    assert targets[0] == 0
+    share = targets[1:].float() / targets[1:].sum()
+    assert torch.allclose(share, torch.full((6,), 1 / 6), atol=0.01)
+
+
+def test_same_key_same_labels_different_seed_different_labels():
+    assert torch.equal(noisy(20, seed=3).labels, noisy(20, seed=3).labels)
+    assert not torch.equal(noisy(20, seed=3).labels, noisy(20, seed=4).labels)
+    # The noisy set depends on the dataset name too, not only on the seed.
+    other = inject_noise(LABELS, RAFDB_CLASSES, dataset="ferplus", noise_type="symmetric",
+                         rate_percent=20, seed=3)
+    assert not torch.equal(other.labels, noisy(20, seed=3).labels)
+
+
+def test_zero_noise_is_identity_and_input_is_not_modified():
+    before = LABELS.clone()
+    out = noisy(0)
+    assert torch.equal(out.labels, LABELS) and not out.flipped.any()
+    noisy(30)
+    assert torch.equal(LABELS, before)
+
+
+def test_asymmetric_follows_the_map_with_exact_counts():
+    out = noisy(20, kind="asymmetric")
+    for c, n in enumerate(COUNTS):
+        members = LABELS == c
+        flipped = out.labels[members & out.flipped]
+        assert len(flipped) == round(0.2 * n)
+        target = RAFDB_CLASSES.index(DEFAULT_ASYMMETRIC_MAP[RAFDB_CLASSES[c]])
+        assert (flipped == target).all()
+
+
+@pytest.mark.parametrize("rate", [-1, 100, 150])
+def test_impossible_rates_are_errors(rate):
+    with pytest.raises(FerBenchError, match="percentage"):
+        noisy(rate)
+
+
+def test_noise_file_in_rafdb_list_format(tmp_path):
+    names = ["train_00001.jpg", "train_00002.jpg", "train_00003.jpg"]
+    f = tmp_path / "noise.txt"
+    f.write_text("train_00002.jpg 1\ntrain_00001.jpg 7\n\ntrain_00003.jpg 4\n")
+    labels = torch.tensor([6, 0, 0])
+    out = inject_noise(labels, RAFDB_CLASSES, dataset="rafdb", noise_type="file", rate_percent=0,
+                       seed=0, names=names, noise_file=str(f))
+    assert out.labels.tolist() == [6, 0, 3]
+    assert out.flipped.tolist() == [False, False, True]
+
+
+def test_noise_file_errors_name_file_and_line(tmp_path):
+    f = tmp_path / "bad.txt"
+    f.write_text("train_00001.jpg 1\ntrain_00002.jpg 9\n")
+    with pytest.raises(FerBenchError, match=r"bad.txt:2: label 9 outside 1..7"):
+        read_noise_file(f, ["train_00001.jpg", "train_00002.jpg"], 7)
+    f.write_text("train_00001.jpg 1\n")
+    with pytest.raises(FerBenchError, match="no label for 1 training image"):
+        read_noise_file(f, ["train_00001.jpg", "train_00002.jpg"], 7)
+
+
+def test_real_noise_needs_a_dataset_that_publishes_it():
+    with pytest.raises(FerBenchError, match="publishes no real noisy labels"):
+        noisy(0, kind="real")
+    real = LABELS.roll(1)
+    out = noisy(0, kind="real", real_noisy_labels=real)
+    assert torch.equal(out.labels, real) and torch.equal(out.clean, LABELS)
+
+
+def test_test_split_is_never_noised(tiny_run_config):
+    from fer_bench.registry import create_dataset
+    from fer_bench.runner import prepare_data, resolve_config
+
+    cfg = resolve_config(tiny_run_config(noise=30))
+    data = create_dataset("synthetic", **cfg.dataset_options)
+    test_before = data.test.labels.clone()
+    train_data, noisy_labels, info = prepare_data(cfg, data)
+    assert torch.equal(train_data.test.labels, test_before)
+    assert noisy_labels.actual_rate == pytest.approx(0.3, abs=0.01)
+    # The held-out validation split carries noisy labels, never the clean ones.
+    assert info["num_train"] + info["num_val"] == len(data.train)
