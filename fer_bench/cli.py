@@ -12,7 +12,12 @@ from fer_bench.errors import FerBenchError
 # Modules that add a sub-command through ``register_cli(subparsers)``; each sets ``func`` on its
 # parser with ``set_defaults(func=handler)`` where ``handler(args) -> int``. Keep heavy imports
 # inside the handlers so ``fer-bench --help`` stays fast.
-COMMAND_MODULES: tuple[str, ...] = ("fer_bench.cli_run", "fer_bench.launch", "fer_bench.report")
+COMMAND_MODULES: tuple[str, ...] = (
+    "fer_bench.cli_run",
+    "fer_bench.launch",
+    "fer_bench.report",
+    "fer_bench.prepare",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -168,13 +168,15 @@ def combine(
         st.detail = f"test accuracy {acc:.2f}%" if isinstance(acc, int | float) else ""
     elif sched in _PENDING_STATES:
         st.state = "pending"
-        st.detail = "requeued" if status == "running" else ""
+        st.detail = (
+            "requeued; resumes from its checkpoint" if status in ("running", "failed") else ""
+        )
+    elif status == "failed":  # newer than a job still winding down (COMPLETING)
+        st.state = "failed"
+        st.detail = (record or {}).get("error") or "no error recorded"
     elif sched in ACTIVE_SLURM_STATES:
         st.state = "running"
         st.detail = _progress(record)
-    elif status == "failed":
-        st.state = "failed"
-        st.detail = (record or {}).get("error") or "no error recorded"
     elif sched and sched.startswith("CANCELLED"):
         st.state = "cancelled"
         st.detail = "cancelled in the scheduler" + (f"; {_progress(record)}" if record else "")

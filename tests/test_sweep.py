@@ -1,0 +1,225 @@
+"""Sweep files, planning, the in-process and local executors, and ``fer-bench status``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from sweep_helpers import FAILING_ERROR, FAILING_GRID, TINY_GRID, write_sweep
+
+from fer_bench.cli import main
+from fer_bench.errors import FerBenchError
+from fer_bench.launch import launch, plan_sweep, slurm_parameters
+from fer_bench.results import read_record
+from fer_bench.status import RunStatus, collect_status, combine, expand_job_ids
+from fer_bench.sweep import load_sweep, parse_sweep
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# --- reading sweep files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"grid": {"method": "ce"}, "executr": {}}, "executr"),
+        ({"grid": {"method": "ce", "nosie": 20}}, "nosie"),
+        ({"grid": {"method": "ce"}, "executor": {"gpus": 1}}, "gpus"),
+        ({"grid": [{"method": "ce"}, {"sed": [0, 1]}]}, "sed"),
+    ],
+)
+def test_unknown_keys_anywhere_are_named(tmp_path, capsys, data, named):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    err = _error(capsys, ["sweep", str(path), "--dry-run"])
+    assert named in err and "unknown" in err
+
+
+def test_missing_file_bad_yaml_and_bad_values_are_one_line(tmp_path, capsys):
+    assert "not found" in _error(capsys, ["sweep", str(tmp_path / "nope.yaml")])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [unclosed\n")
+    assert "not valid YAML" in _error(capsys, ["sweep", str(bad), "--dry-run"])
+    kind = write_sweep(tmp_path / "k.yaml", TINY_GRID, tmp_path / "runs", {"kind": "pbs"})
+    assert "unknown executor kind 'pbs'" in _error(capsys, ["sweep", str(kind), "--dry-run"])
+    noise = write_sweep(tmp_path / "n.yaml", {**TINY_GRID, "noise": [10, 120]}, tmp_path / "runs")
+    assert "[0, 100)" in _error(capsys, ["sweep", str(noise), "--dry-run"])
+    method = write_sweep(tmp_path / "m.yaml", {**TINY_GRID, "method": "nope"}, tmp_path / "runs")
+    assert "unknown method 'nope'" in _error(capsys, ["sweep", str(method), "--dry-run"])
+    status = _error(capsys, ["status", "--sweep", str(tmp_path / "nope.yaml")])
+    assert "not found" in status
+
+
+def test_grid_expands_lists_as_axes_in_file_order(tmp_path):
+    grid = {
+        "method": ["ce", "scn"],
+        "noise": [0, 30],
+        "seed": [0, 1, 2],
+        "dataset_options": {"num_train": 50},
+        "method_options": [{}, {"dropout": 0.5}],
+    }
+    sweep = parse_sweep({"grid": grid, "output_dir": str(tmp_path)})
+    assert len(sweep.configs) == 2 * 2 * 3 * 2
+    first, second = sweep.configs[0], sweep.configs[1]
+    assert (first.method, first.noise, first.seed, first.method_options) == ("ce", 0, 0, {})
+    assert second.method_options == {"dropout": 0.5}  # the last axis varies fastest
+    assert all(c.dataset_options == {"num_train": 50} for c in sweep.configs)
+    assert all(c.output_dir == str(tmp_path) for c in sweep.configs)
+
+
+def test_a_list_of_grids_is_their_union(tmp_path):
+    data = {"grid": [{"noise": [0, 10]}, {"noise": 20, "noise_type": "asymmetric"}]}
+    sweep = parse_sweep(data, output_dir=tmp_path)
+    assert [(c.noise, c.noise_type) for c in sweep.configs] == [
+        (0, "symmetric"),
+        (10, "symmetric"),
+        (20, "asymmetric"),
+    ]
+    with pytest.raises(FerBenchError, match="top level"):
+        parse_sweep({"grid": {"output_dir": "x"}})
+
+
+def test_shipped_sweep_files():
+    paper = load_sweep(REPO / "slurm" / "scn-paper-noise.yaml")
+    assert len(paper.configs) == 3 * 3 * 4 * 3
+    assert {c.dataset for c in paper.configs} == {"rafdb", "ferplus", "affectnet"}
+    assert {c.method for c in paper.configs} == {"ce", "scn", "mtac"}
+    assert {c.noise for c in paper.configs} == {0, 10, 20, 30}
+    assert {c.seed for c in paper.configs} == {0, 1, 2}
+    assert {c.noise_type for c in paper.configs} == {"symmetric"}
+    params = slurm_parameters(paper)
+    assert params["gpus_per_node"] >= 1 and params["time"] > 0
+
+    tiny = load_sweep(REPO / "slurm" / "synthetic.yaml")
+    assert len(tiny.configs) == 36
+    assert {c.dataset for c in tiny.configs} == {"synthetic"}
+    assert len({c.run_id() for c in tiny.configs}) == 36
+
+
+def test_dry_run_lists_run_ids_and_executor_parameters(tmp_path, capsys):
+    grid = {**TINY_GRID, "noise": [0, 20], "seed": [0, 1]}
+    executor = {"kind": "slurm", "partition": "gpu", "gpus_per_node": 2, "account": "fer"}
+    path = write_sweep(tmp_path / "s.yaml", grid, tmp_path / "runs", executor)
+    assert main(["sweep", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    sweep = load_sweep(path)
+    ids = [p.run_id for p in plan_sweep(sweep)]
+    assert len(ids) == 4 and all(i in out for i in ids)
+    for text in (
+        "partition: gpu",
+        "gpus_per_node: 2",
+        "account: fer",
+        "job array",
+        "nothing submitted",
+    ):
+        assert text in out
+    assert not (tmp_path / "runs").exists()  # nothing submitted, nothing written
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def test_inprocess_runs_skips_done_and_retries_failed_only_when_asked(tmp_path, capsys):
+    out_dir = tmp_path / "runs"
+    grid = [{**TINY_GRID, "noise": [0, 20]}, FAILING_GRID]
+    path = write_sweep(tmp_path / "s.yaml", grid, out_dir)
+
+    assert main(["sweep", str(path)]) == 1  # one run failed
+    captured = capsys.readouterr()
+    assert FAILING_ERROR in captured.out and "1 run(s) failed" in captured.err
+    sweep = load_sweep(path)
+    plan = plan_sweep(sweep)
+    states = sorted(p.state for p in plan)
+    assert states == ["done", "done", "failed"] and not any(p.submit for p in plan)
+    failed = next(p for p in plan if p.state == "failed")
+    record = read_record(out_dir / failed.run_id / "record.json")
+    assert record["status"] == "failed" and FAILING_ERROR in record["error"]
+
+    done_id = next(p.run_id for p in plan if p.state == "done")
+    mtime = (out_dir / done_id / "record.json").stat().st_mtime_ns
+    assert main(["sweep", str(path)]) == 0
+    assert "nothing to run" in capsys.readouterr().out
+    assert (out_dir / done_id / "record.json").stat().st_mtime_ns == mtime
+
+    assert [p.run_id for p in plan_sweep(sweep, retry_failed=True) if p.submit] == [failed.run_id]
+    assert main(["sweep", str(path), "--retry-failed"]) == 1
+    assert "[1/1] " + failed.run_id in capsys.readouterr().out
+
+    # status: the records' states, the failure with its one-line error, and runs not launched
+    assert main(["status", "--output-dir", str(out_dir)]) == 0
+    table = capsys.readouterr().out
+    assert table.count(" done ") == 2 and FAILING_ERROR in table
+    bigger = write_sweep(
+        tmp_path / "s.yaml", [{**TINY_GRID, "noise": [0, 20, 30]}, FAILING_GRID], out_dir
+    )
+    statuses = {s.run_id: s for s in collect_status(None, str(bigger))}
+    assert sorted(s.state for s in statuses.values()) == ["done", "done", "failed", "missing"]
+    assert main(["status", "--sweep", str(bigger), "--json"]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    assert {r["state"] for r in as_json} == {"done", "failed", "missing"}
+
+
+def test_local_executor_runs_through_submitit_processes(tmp_path, capsys):
+    out_dir = tmp_path / "runs"
+    executor = {"kind": "local", "array_parallelism": 2, "timeout_min": 5}
+    path = write_sweep(tmp_path / "s.yaml", TINY_GRID, out_dir, executor, name="loc")
+    result = launch(load_sweep(path), poll_s=0.2)
+    out = capsys.readouterr().out
+    assert len(result.jobs) == 1 and not result.failed
+    assert "started " in out and "done " in out
+    jobs = json.loads((out_dir / "sweeps" / "loc.json").read_text())["jobs"]
+    assert [e["executor"] for e in jobs.values()] == ["local"]
+    assert [s.state for s in collect_status(out_dir)] == ["done"]
+
+
+# --- status logic -----------------------------------------------------------------------------
+
+
+def test_job_id_expansion():
+    assert expand_job_ids("12") == ["12"]
+    assert expand_job_ids("12_3") == ["12_3"]
+    assert expand_job_ids("12_[4-6,9%2]") == ["12_4", "12_5", "12_6", "12_9"]
+    assert expand_job_ids("12.batch") == []
+
+
+@pytest.mark.parametrize(
+    ("record", "sched", "state", "detail"),
+    [
+        (
+            {"status": "done", "final": {"last": {"test": {"accuracy": 81.5}}}},
+            "COMPLETING",
+            "done",
+            "81.50",
+        ),
+        ({"status": "failed", "error": "boom"}, "FAILED", "failed", "boom"),
+        ({"status": "failed", "error": "SystemExit"}, "PENDING", "pending", "requeued"),
+        (None, "PENDING", "pending", ""),
+        (
+            {"status": "running", "history": [{}], "config": {"epochs": 4}},
+            "RUNNING",
+            "running",
+            "epoch 1/4",
+        ),
+        (None, "CANCELLED", "cancelled", "cancelled"),
+        ({"status": "running", "history": []}, "TIMEOUT", "timeout", "time limit"),
+        ({"status": "running", "history": []}, "COMPLETED", "stalled", "resume"),
+        (None, "OUT_OF_MEMORY", "failed", "OUT_OF_MEMORY"),
+        (None, None, "missing", "not found"),
+    ],
+)
+def test_combine_record_and_scheduler(record, sched, state, detail):
+    job = {"executor": "slurm", "job_id": "7_1", "folder": "/x"}
+    st = combine("r", record, job, sched)
+    assert isinstance(st, RunStatus)
+    assert st.state == state and detail in st.detail and st.job_id == "7_1"
+    assert combine("r", None, None, None).detail == "not launched"
