@@ -53,6 +53,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default="results/runs", help="runs directory [results/runs]")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="auto: bf16 autocast on CUDA, fp32 on CPU [auto]")
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar")
 
 
@@ -66,7 +68,7 @@ def config_from_args(args: argparse.Namespace):
             "batch_size", "lr", "weight_decay", "optimizer", "momentum", "scheduler",
             "scheduler_gamma", "backbone", "pretrained", "image_size", "val_fraction",
             "augment", "random_erasing", "balanced_sampling", "data_root", "output_dir",
-            "device", "compile",
+            "device", "compile", "precision",
         )
     }
     fields["method_options"] = parse_options(args.method_option, "--method-option")

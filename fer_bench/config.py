@@ -36,7 +36,10 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 
 # Fields that say where or how fast a run executes, not what it computes: they stay out of the
 # run id so the same experiment resumes on another machine, data mount or compile setting.
-EXECUTION_FIELDS = ("data_root", "output_dir", "device", "compile", "noise_file", "progress")
+EXECUTION_FIELDS = (
+    "data_root", "output_dir", "device", "compile", "precision", "noise_file", "progress",
+)
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -68,6 +71,7 @@ class RunConfig:
     output_dir: str = "results/runs"
     device: str = "auto"
     compile: bool = False
+    precision: str = "auto"
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,6 +113,8 @@ class RunConfig:
             raise FerBenchError(
                 f"unknown scheduler '{self.scheduler}'; known: {', '.join(SCHEDULERS)}"
             )
+        if self.precision not in PRECISIONS:
+            raise FerBenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
 

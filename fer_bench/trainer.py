@@ -88,6 +88,8 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.on_epoch_end = on_epoch_end
         self.cuda = device.type == "cuda"
+        # bf16 autocast by default on CUDA; fp32 elsewhere. ``--precision`` overrides either way.
+        self.bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.cuda)
         self.method = method.to(device)
         if self.cuda:
             self.method = self.method.to(memory_format=torch.channels_last)
@@ -123,15 +125,18 @@ class Trainer:
         return order.to(self.device)
 
     def _autocast(self):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.cuda)
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def train_epoch(self, epoch: int) -> dict[str, Any]:
+    def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, Any]:
+        """One pass over the training set (or its first ``max_steps`` batches, for benchmarks)."""
         cfg = self.cfg
         self.method.train()
         order = self._epoch_order()
         n = len(order)
         bs = min(cfg.batch_size, n)
         steps = n // bs  # drop the last partial batch: fixed shapes, stable rank statistics
+        if max_steps is not None:
+            steps = min(steps, max_steps)
         loss_sum = torch.zeros((), device=self.device)
         log_sums: dict[str, torch.Tensor] = {}
         start = time.perf_counter()

@@ -1,0 +1,190 @@
+"""``fer-bench bench``: how fast the trainer trains, against what the model alone could do.
+
+In one process it measures, after warm-up (compile included when asked):
+  * the model-only ceiling — forward, backward and optimizer step of backbone + linear
+    classifier with cross-entropy on one ready, already-normalised batch on the device;
+  * end to end — the real trainer epoch loop: index gather from the uint8 set on the device,
+    batched augmentation, the method's loss (weights, rank loss, relabeling, prototypes),
+    optimizer, bookkeeping buffers;
+  * evaluation — batched inference over a held-out split;
+  * peak memory (GPU memory on CUDA, process RSS on CPU).
+The data is random uint8 images of RAF-DB's shape (12,271 train / 3,068 test, 100x100 by
+default): content does not change the arithmetic, and no dataset can be shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _random_split(n: int, size: int, num_classes: int, gen: torch.Generator):
+    from fer_bench.data import Split
+
+    images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, num_classes, (n,), generator=gen)
+    return Split(images=images, labels=labels)
+
+
+def measure_ceiling(trainer, steps: int, warmup: int) -> float:
+    """Images per second of the bare model step (CE) on one ready batch."""
+    from fer_bench.augment import eval_transform
+
+    cfg, device = trainer.cfg, trainer.device
+    method = trainer.method
+    head = torch.nn.Linear(method.num_features, trainer.data.num_classes).to(device)
+    params = list(method.backbone.parameters()) + list(head.parameters())
+    fused = {"fused": True} if device.type == "cuda" else {}
+    opt = torch.optim.Adam(params, lr=1e-3, **fused)
+    images = eval_transform(trainer.train_images[: cfg.batch_size], cfg.image_size)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = trainer.labels.current[: cfg.batch_size]
+    method.train()
+
+    def step() -> None:
+        with trainer._autocast():
+            loss = torch.nn.functional.cross_entropy(head(method.features(images)).float(), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return steps * cfg.batch_size / (time.perf_counter() - start)
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from fer_bench.config import RunConfig
+    from fer_bench.data import RAFDB_CLASSES, FERData
+    from fer_bench.results import hardware, package_versions
+    from fer_bench.runner import build_method, resolve_config
+    from fer_bench.trainer import Trainer, TrainData, pick_device
+
+    device = pick_device(args.device)
+    cfg = resolve_config(RunConfig(
+        method=args.method, dataset="synthetic", backbone=args.backbone, image_size=args.image_size,
+        batch_size=args.batch_size, compile=args.compile, device=str(device), progress=False,
+        precision=args.precision, epochs=1000, method_options={"relabel_epoch": 1},
+    ))
+    gen = torch.Generator().manual_seed(0)
+    train = _random_split(args.num_train, args.stored_size, 7, gen)
+    test = _random_split(args.num_test, args.stored_size, 7, gen)
+    data = FERData(name="bench", class_names=list(RAFDB_CLASSES), train=train, test=test)
+    train_data = TrainData(train=train, val=test, test=test, clean_train_labels=train.labels,
+                           num_classes=7)
+    torch.manual_seed(0)
+    method = build_method(cfg, data, train, device)
+    trainer = Trainer(cfg, method, train_data, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    ceiling = measure_ceiling(trainer, args.steps, args.warmup)
+    trainer.train_epoch(0, max_steps=args.warmup)  # warm-up: compile, autotune, allocator
+    _sync(device)
+    timed = trainer.train_epoch(1, max_steps=args.steps)
+    end_to_end = timed["images_per_s"]
+    trainer.predict_split(test, batch_size=args.eval_batch_size)  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    trainer.predict_split(test, batch_size=args.eval_batch_size)
+    _sync(device)
+    eval_rate = len(test) / (time.perf_counter() - start)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+        peak_kind = "GPU memory allocated"
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        peak_kind = "process RSS"
+    epoch_s = args.num_train / end_to_end
+    return {
+        "command": command_line(args),
+        "method": args.method, "backbone": args.backbone, "image_size": args.image_size,
+        "batch_size": args.batch_size, "compile": args.compile, "precision": "bf16" if trainer.bf16 else "fp32",
+        "num_train": args.num_train, "num_test": args.num_test, "stored_size": args.stored_size,
+        "steps": args.steps, "warmup": args.warmup,
+        "model_only_img_s": round(ceiling, 1),
+        "end_to_end_img_s": round(end_to_end, 1),
+        "end_to_end_vs_ceiling": round(end_to_end / ceiling, 4),
+        "eval_img_s": round(eval_rate, 1),
+        "est_epoch_s": round(epoch_s, 2),
+        "est_70_epochs_with_eval_s": round(70 * (epoch_s + len(test) / eval_rate), 1),
+        "peak_memory_gib": round(peak, 3), "peak_memory_kind": peak_kind,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "hardware": hardware(device), "versions": package_versions(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this measurement."""
+    parts = ["fer-bench bench"]
+    for name in ("method", "backbone", "image_size", "batch_size", "precision", "num_train",
+                 "num_test", "stored_size", "steps", "warmup"):
+        parts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
+    if args.compile:
+        parts.append("--compile")
+    return " ".join(parts)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from fer_bench.results import write_json_atomic
+
+    record = run_bench(args)
+    rows = [
+        ("model-only ceiling (fwd+bwd+Adam, ready batch)", f"{record['model_only_img_s']:,.0f} img/s"),
+        ("end-to-end training (data, aug, method, optimizer)", f"{record['end_to_end_img_s']:,.0f} img/s"),
+        ("end-to-end / ceiling", f"{record['end_to_end_vs_ceiling']:.1%}"),
+        ("evaluation", f"{record['eval_img_s']:,.0f} img/s"),
+        ("est. 70 epochs + eval", f"{record['est_70_epochs_with_eval_s']:,.0f} s"),
+        (f"peak {record['peak_memory_kind']}", f"{record['peak_memory_gib']:.2f} GiB"),
+    ]
+    print(f"{record['method']} / {record['backbone']} @ {record['image_size']}px, batch {record['batch_size']}, "
+          f"{record['precision']}{', compiled' if record['compile'] else ''} on {record['device_name']}")
+    print(tabulate(rows, tablefmt="github"))
+    if args.out:
+        out = Path(args.out)
+        if out.suffix != ".json":
+            slug = "".join(ch if ch.isalnum() else "-" for ch in record["device_name"].lower()).strip("-")
+            out = out / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}{'-compiled' if record['compile'] else ''}.json"
+        write_json_atomic(out, record)
+        print(f"record: {out}")
+    return 0
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("bench", help="measure training and evaluation throughput",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", default="scn", help="method to train [scn]")
+    p.add_argument("--backbone", default="resnet18", help="timm backbone [resnet18]")
+    p.add_argument("--image-size", type=int, default=224, help="training input size [224]")
+    p.add_argument("--batch-size", type=int, default=512, help="batch size [512]")
+    p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
+    p.add_argument("--num-train", type=int, default=12271, help="training images, RAF-DB-sized [12271]")
+    p.add_argument("--num-test", type=int, default=3068, help="evaluation images [3068]")
+    p.add_argument("--stored-size", type=int, default=100, help="stored image size [100]")
+    p.add_argument("--steps", type=int, default=20, help="timed steps [20]")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up steps [5]")
+    p.add_argument("--eval-batch-size", type=int, default=1024, help="evaluation batch [1024]")
+    p.add_argument("--out", default="results/bench", help="JSON file or directory [results/bench]")
+    p.set_defaults(func=cmd_bench)

@@ -1,0 +1,93 @@
+"""`fer-bench` end to end, and its answers to bad input: one line on stderr, exit 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fer_bench.cli import main
+
+TINY = ["--epochs", "2", "--batch-size", "32", "--image-size", "32", "--backbone", "test_resnet",
+        "-D", "num_train=200", "-D", "num_test=70", "-D", "size=32", "--no-progress"]
+
+
+def test_run_end_to_end_writes_a_record_and_reruns_idempotently(tmp_path, capsys):
+    args = ["run", "--method", "scn", "--dataset", "synthetic", "--noise", "20",
+            "--output-dir", str(tmp_path), "-M", "relabel_epoch=1", *TINY]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "test, last epoch 2" in out and "weight AUC" in out and "relabeled" in out
+    records = list(tmp_path.glob("*/record.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["status"] == "done"
+    assert record["config"]["method_options"] == {"relabel_epoch": 1}
+    assert main(args) == 0  # same config: same run id, nothing retrained
+    assert list(tmp_path.glob("*/record.json")) == records
+
+
+def test_list_shows_methods_and_datasets(capsys):
+    assert main(["list", "-v"]) == 0
+    out = capsys.readouterr().out
+    for name in ("ce", "scn", "mtac", "synthetic"):
+        assert f"  {name}" in out
+    assert "relabel_scope='low'" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "--method", "nope"], "unknown method 'nope'; known: ce, "),
+        (["run", "--dataset", "nope"], "unknown dataset 'nope'; known: "),
+        (["run", "--noise", "120"], "--noise is a percentage in [0, 100), got 120"),
+        (["run", "--noise", "-5"], "--noise is a percentage in [0, 100), got -5"),
+        (["run", "--noise", "abc"], "invalid float value: 'abc'"),
+        (["run", "--epochs", "0"], "--epochs must be >= 1"),
+        (["run", "--noise-type", "file"], "--noise-type file needs --noise-file"),
+        (["run", "-M", "bogus=1"], "unknown option(s) bogus for method 'ce'"),
+        (["run", "-M", "novalue"], "--method-option takes KEY=VALUE"),
+        (["run", "--backbone", "resnet_nope"], "unknown timm backbone 'resnet_nope'"),
+        (["run", "--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):
+    code = main([*args, "--output-dir", str(tmp_path)] if args[0] == "run" else args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("fer-bench: error: ")
+    assert "Traceback" not in err
+
+
+def test_help_is_complete(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--method", "--dataset", "--noise", "--noise-type", "--seed", "--epochs",
+                 "--batch-size", "--lr", "--backbone", "--pretrained", "--image-size",
+                 "--data-root", "--device", "--output-dir", "--compile"):
+        assert flag in out
+
+
+def test_console_script_reports_errors_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer_bench.cli", "run", "--method", "nope", "--output-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("fer-bench: error: unknown method 'nope'")
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_pretrained_file_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"not a torch file")
+    code = main(["run", "--pretrained", str(bad), "--output-dir", str(tmp_path / "runs"), *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a loadable weights file" in err and err.count("\n") == 1
+    # The run had started, so it is recorded as failed, not dropped.
+    record = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
+    assert record["status"] == "failed" and "not a loadable weights file" in record["error"]
