@@ -9,6 +9,8 @@ facenet-pytorch is imported lazily: loaders and ``--align none`` never pay for i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +21,19 @@ from PIL import Image
 #: in the image) land in a square crop, as fractions of its side. These are the widely used
 #: 112x112 face-recognition reference points divided by 112: eyes at ~46 % height, mouth at ~82 %,
 #: so the crop spans eyebrows to chin, the region expression depends on.
-FIVE_POINT_TEMPLATE = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-) / 112.0
+FIVE_POINT_TEMPLATE = (
+    np.array(
+        [
+            [38.2946, 51.6963],
+            [73.5318, 51.5014],
+            [56.0252, 71.7366],
+            [41.5493, 92.3655],
+            [70.7299, 92.2041],
+        ],
+        dtype=np.float64,
+    )
+    / 112.0
+)
 
 
 @dataclass
@@ -45,7 +50,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
-        raise ValueError(f"need matching (K, 2) point sets with K >= 2, got {src.shape}, {dst.shape}")
+        raise ValueError(
+            f"need matching (K, 2) point sets with K >= 2, got {src.shape}, {dst.shape}"
+        )
     mu_src, mu_dst = src.mean(0), dst.mean(0)
     src_c, dst_c = src - mu_src, dst - mu_dst
     cov = dst_c.T @ src_c / len(src)
@@ -60,17 +67,37 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([scale * rotation, translation[:, None]])
 
 
-def warp_face(image: Image.Image, landmarks: np.ndarray, size: int,
-              template: np.ndarray = FIVE_POINT_TEMPLATE) -> Image.Image:
+def warp_face(
+    image: Image.Image, landmarks: np.ndarray, size: int, template: np.ndarray = FIVE_POINT_TEMPLATE
+) -> Image.Image:
     """Warp ``image`` so its five ``landmarks`` land on ``template`` in a ``size`` x ``size`` crop."""
     forward = similarity_transform(landmarks, template * size)
     full = np.vstack([forward, [0.0, 0.0, 1.0]])
     inverse = np.linalg.inv(full)  # PIL asks, for every output pixel, where to sample the input
     coeffs = tuple(float(v) for v in inverse[:2].reshape(-1))
     return image.convert("RGB").transform(
-        (size, size), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BILINEAR,
+        (size, size),
+        Image.Transform.AFFINE,
+        coeffs,
+        resample=Image.Resampling.BILINEAR,
         fillcolor=(0, 0, 0),
     )
+
+
+@contextmanager
+def _one_cpu_thread(enabled: bool) -> Iterator[None]:
+    """Run MTCNN on one CPU thread: its many tiny convolutions gain nothing from intra-op threads
+    and slow down many-fold when cores are shared; prepare parallelises over processes instead."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if enabled and previous != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if enabled and previous != 1:
+            torch.set_num_threads(previous)
 
 
 class FaceAligner:
@@ -91,6 +118,8 @@ class FaceAligner:
                 f"--align mtcnn needs facenet-pytorch ({exc}); install it or use --align none"
             ) from None
         self.size = size
+        self.min_face_size = max(12, min_face_size)
+        self._cpu = str(device).startswith("cpu")
         self._mtcnn: Any = MTCNN(
             keep_all=False, select_largest=True, min_face_size=min_face_size, device=device
         )
@@ -98,9 +127,10 @@ class FaceAligner:
     def detect(self, image: Image.Image) -> Detection | None:
         """The largest face with its landmarks, or ``None`` where MTCNN finds none."""
         image = image.convert("RGB")
-        if min(image.size) < 12:  # below MTCNN's smallest window there is nothing to search
+        if min(image.size) < self.min_face_size:  # MTCNN's image pyramid would be empty
             return None
-        boxes, probs, points = self._mtcnn.detect(image, landmarks=True)
+        with _one_cpu_thread(self._cpu):
+            boxes, probs, points = self._mtcnn.detect(image, landmarks=True)
         if boxes is None or len(boxes) == 0 or points is None:
             return None
         return Detection(
@@ -109,8 +139,9 @@ class FaceAligner:
             probability=float(probs[0]),
         )
 
-    def align(self, image: Image.Image,
-              region: tuple[float, float, float, float] | None = None) -> Image.Image | None:
+    def align(
+        self, image: Image.Image, region: tuple[float, float, float, float] | None = None
+    ) -> Image.Image | None:
         """The aligned ``size`` x ``size`` face, or ``None`` when no face is found.
 
         ``region`` (x0, y0, x1, y1) limits the search to part of the image, e.g. around a

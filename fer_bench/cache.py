@@ -109,8 +109,9 @@ class CacheSettings:
 
     @property
     def key(self) -> str:
-        ident = dict(self.identity, image_size=self.image_size, align=self.align,
-                     format=CACHE_FORMAT)
+        ident = dict(
+            self.identity, image_size=self.image_size, align=self.align, format=CACHE_FORMAT
+        )
         return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -170,11 +171,12 @@ class RealDataset:
 
     def known_options(self) -> dict[str, Any]:
         known = {k: o.default for k, o in self.options.items()}
-        known.update(image_size=self.image_size, align="/".join(self.align_choices),
-                     cache_dir=None)
+        known.update(image_size=self.image_size, align="/".join(self.align_choices), cache_dir=None)
         return known
 
-    def settings(self, root: str | os.PathLike[str] | None, options: dict[str, Any]) -> CacheSettings:
+    def settings(
+        self, root: str | os.PathLike[str] | None, options: dict[str, Any]
+    ) -> CacheSettings:
         """Validate the options (unknown ones fail with the known list) and name the cache."""
         if root is None or str(root) == "":
             raise FerBenchError(f"dataset '{self.name}' needs --data-root PATH (your copy of it)")
@@ -184,7 +186,9 @@ class RealDataset:
             raise FerBenchError(
                 f"unknown dataset option(s) {', '.join(unknown)} for '{self.name}'; known: {listed}"
             )
-        parsed = {k: o.parse(self.name, k, options.get(k, o.default)) for k, o in self.options.items()}
+        parsed = {
+            k: o.parse(self.name, k, options.get(k, o.default)) for k, o in self.options.items()
+        }
         image_size = Option(self.image_size, minimum=8).parse(
             self.name, "image_size", options.get("image_size", self.image_size)
         )
@@ -247,7 +251,9 @@ def find_cache(settings: CacheSettings) -> Path:
         if len(matches) == 1:
             return matches[0][0]
         if len(matches) > 1:
-            found = ", ".join(f"image_size={m['image_size']} align={m['align']}" for _, m in matches)
+            found = ", ".join(
+                f"image_size={m['image_size']} align={m['align']}" for _, m in matches
+            )
             raise FerBenchError(
                 f"several prepared caches for {settings.dataset} at {settings.root_arg} ({found}); "
                 "choose one with --dataset-option image_size=N [--dataset-option align=...]"
@@ -271,7 +277,9 @@ def _load_split(directory: Path, info: dict[str, Any], size: int) -> Split:
     n = int(info["stored"])
     images = _load_array(directory / "images.npy", mmap=True)
     if images.shape != (n, 3, size, size) or images.dtype != np.uint8:
-        raise ValueError(f"images.npy is {images.shape} {images.dtype}, expected ({n}, 3, {size}, {size}) uint8")
+        raise ValueError(
+            f"images.npy is {images.shape} {images.dtype}, expected ({n}, 3, {size}, {size}) uint8"
+        )
     extra: dict[str, torch.Tensor] = {}
     for name in info.get("fields", []):
         array = _load_array(directory / f"{name}.npy")
@@ -288,8 +296,12 @@ def _load_split(directory: Path, info: dict[str, Any], size: int) -> Split:
     )
 
 
-def load_cache(directory: Path, name: str, asymmetric_map: dict[str, str],
-               command: str = "fer-bench prepare ...") -> FERData:
+def load_cache(
+    directory: Path,
+    name: str,
+    asymmetric_map: dict[str, str],
+    command: str = "fer-bench prepare ...",
+) -> FERData:
     """A :class:`FERData` backed by the cache in ``directory`` (images memory-mapped)."""
     manifest = read_manifest(directory)
     if manifest is None:
@@ -312,7 +324,9 @@ def load_cache(directory: Path, name: str, asymmetric_map: dict[str, str],
         "image_size": size,
         "align": manifest["align"],
         "sources": manifest["sources"],
-        "counts": {s: {k: v for k, v in i.items() if k != "fields"} for s, i in manifest["splits"].items()},
+        "counts": {
+            s: {k: v for k, v in i.items() if k != "fields"} for s, i in manifest["splits"].items()
+        },
         **manifest.get("notes", {}),
     }
     return FERData(

@@ -145,11 +145,14 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.strip()
 
 
-def read_csv(path: Path, required: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a CSV with a header, as ``(line number, {column: text})``.
+def read_csv(
+    path: Path, required: Iterable[str], header: list[str] | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a CSV, as ``(line number, {column: text})``.
 
     Column names are compared without surrounding spaces (Kaggle's FER2013 copy writes
-    ``" Usage"``); a header that lacks a required column fails on line 1.
+    ``" Usage"``); a header that lacks a required column fails on line 1. ``header`` names the
+    columns of a file that has no header line.
     """
     required = list(required)
     try:
@@ -160,14 +163,16 @@ def read_csv(path: Path, required: Iterable[str]) -> Iterator[tuple[int, dict[st
         raise FerBenchError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
         reader = csv.reader(handle)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise line_error(path, 1, "empty file, expected a header line") from None
+        if header is None:
+            try:
+                header = [h.strip() for h in next(reader)]
+            except StopIteration:
+                raise line_error(path, 1, "empty file, expected a header line") from None
         missing = [c for c in required if c not in header]
         if missing:
             raise line_error(
-                path, 1,
+                path,
+                1,
                 f"expected columns {','.join(required)}; missing {','.join(missing)} "
                 f"(header is {','.join(header)})",
             )
