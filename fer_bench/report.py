@@ -459,7 +459,9 @@ def register_cli(subparsers: Any) -> None:
         help="write the leaderboard (markdown, CSV, JSON) and plots from the run records",
         description="Aggregate every run record under --results into a leaderboard.",
     )
-    p.add_argument("--results", default="results/runs", help="run records (default results/runs)")
+    p.add_argument(
+        "--results", help="run records (default: the sweep's output_dir, else results/runs)"
+    )
     p.add_argument("--out", default="results", help="where to write leaderboard.* and plots/")
     p.add_argument(
         "--select",
@@ -473,8 +475,13 @@ def register_cli(subparsers: Any) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    results = args.results
+    if results is None:
+        from fer_bench.sweep import load_sweep
+
+        results = load_sweep(args.sweep).output_dir if args.sweep else Path("results/runs")
     content = build_report(
-        args.results, args.out, select=args.select, sweep_file=args.sweep, plots=not args.no_plots
+        results, args.out, select=args.select, sweep_file=args.sweep, plots=not args.no_plots
     )
     print(content["markdown"])
     out = Path(args.out)

@@ -162,6 +162,9 @@ def test_missing_runs_from_a_sweep_are_counted(tmp_path, capsys):
     assert "not in" in capsys.readouterr().err
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "**60.00 ± – (1)**; missing: 1" in md and "–; missing: 2" in md
+    # without --results the sweep's own output_dir is read
+    assert main(["report", "--sweep", str(sweep), "--out", str(tmp_path / "o2"), "--no-plots"]) == 0
+    assert "–; missing: 2" in (tmp_path / "o2" / "leaderboard.md").read_text()
 
 
 def test_unreadable_records_are_skipped_with_a_warning(results, tmp_path, capsys):
