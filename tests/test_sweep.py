@@ -89,8 +89,8 @@ def test_a_list_of_grids_is_their_union(tmp_path):
         parse_sweep({"grid": {"output_dir": "x"}})
 
 
-def test_shipped_sweep_files():
-    paper = load_sweep(REPO / "slurm" / "scn-paper-noise.yaml")
+def test_shipped_sweep_files(tmp_path):
+    paper = load_sweep(REPO / "slurm" / "scn-paper-noise.yaml", output_dir=tmp_path)
     assert len(paper.configs) == 3 * 3 * 4 * 3
     assert {c.dataset for c in paper.configs} == {"rafdb", "ferplus", "affectnet"}
     assert {c.method for c in paper.configs} == {"ce", "scn", "mtac"}
@@ -99,6 +99,8 @@ def test_shipped_sweep_files():
     assert {c.noise_type for c in paper.configs} == {"symmetric"}
     params = slurm_parameters(paper)
     assert params["gpus_per_node"] >= 1 and params["time"] > 0
+    plan = plan_sweep(paper)  # every grid point resolves against the registered datasets
+    assert len({p.run_id for p in plan}) == 108 and all(p.submit for p in plan)
 
     tiny = load_sweep(REPO / "slurm" / "synthetic.yaml")
     assert len(tiny.configs) == 36
