@@ -24,7 +24,6 @@ from typing import Any
 
 from fer_bench.config import RunConfig
 from fer_bench.errors import FerBenchError
-from fer_bench.results import RECORD_NAME, read_record, write_json_atomic
 from fer_bench.sweep import EXECUTOR_KINDS, Sweep, load_sweep
 
 Printer = Callable[[str], None]
@@ -80,6 +79,8 @@ class LaunchResult:
 
 def record_status(output_dir: Path, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
     """The run's record status, or None without a (readable) record."""
+    from fer_bench.results import RECORD_NAME, read_record
+
     path = output_dir / run_id / RECORD_NAME
     if not path.exists():
         return None, None
@@ -308,6 +309,8 @@ def _report_outcome(
 
 def _store_jobs(sweep: Sweep, pairs: list[tuple[str, str]], kind: str) -> None:
     """Merge run id -> job id into the sweep's job file (latest submission wins)."""
+    from fer_bench.results import read_record, write_json_atomic
+
     path = sweep.jobs_file
     data: dict[str, Any] = {}
     if path.exists():

@@ -21,7 +21,6 @@ from typing import Any
 import yaml
 
 from fer_bench.errors import FerBenchError
-from fer_bench.results import RECORD_NAME, read_record
 
 KEYS = ["dataset", "noise_type", "method", "noise"]
 SELECT = {"last": "last", "val": "selected"}
@@ -43,6 +42,8 @@ def warn(message: str) -> None:
 def load_runs(results_dir: str | Path, select: str = "last") -> Any:
     """One row per readable record; unreadable ones are skipped with a warning line."""
     import pandas as pd
+
+    from fer_bench.results import RECORD_NAME, read_record
 
     rows = []
     for path in sorted(Path(results_dir).rglob(RECORD_NAME)):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.errors import FerBenchError
-from fer_bench.results import RECORD_NAME, read_record
 
 #: Slurm job states in which the job may still run (or run again).
 ACTIVE_SLURM_STATES = {
@@ -51,6 +50,8 @@ class RunStatus:
 
 def load_jobs(output_dir: Path, name: str | None = None) -> dict[str, dict[str, Any]]:
     """run id -> job entry, from one sweep's job file or from all of them."""
+    from fer_bench.results import read_record
+
     folder = Path(output_dir) / "sweeps"
     paths = [folder / f"{name}.json"] if name else sorted(folder.glob("*.json"))
     jobs: dict[str, dict[str, Any]] = {}
@@ -144,6 +145,8 @@ def _process_alive(pid: str) -> bool:
 
 
 def read_run(output_dir: Path, run_id: str) -> dict[str, Any] | None:
+    from fer_bench.results import RECORD_NAME, read_record
+
     path = Path(output_dir) / run_id / RECORD_NAME
     if not path.exists():
         return None
@@ -220,6 +223,8 @@ def _log_hint(job: dict[str, Any] | None) -> str:
 
 def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> list[RunStatus]:
     """Every run of the sweep (expected ones included) or, without one, every run on disk."""
+    from fer_bench.results import RECORD_NAME
+
     if sweep_file:
         from fer_bench import runner
         from fer_bench.sweep import load_sweep
