@@ -36,6 +36,7 @@ class Split:
     action_units: torch.Tensor | None = None
     real_noisy_labels: torch.Tensor | None = None
     names: list[str] | None = None
+    rows: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -43,7 +44,9 @@ class Split:
             raise FerBenchError(
                 f"split images must be uint8 (N, 3, H, W), got {tuple(self.images.shape)} {self.images.dtype}"
             )
-        if self.images.shape[0] != n:
+        if self.rows is not None and len(self.rows) != n:
+            raise FerBenchError(f"split has {len(self.rows)} image rows for {n} labels")
+        if self.rows is None and self.images.shape[0] != n:
             raise FerBenchError(f"split has {self.images.shape[0]} images but {n} labels")
         for attr in ("soft_labels", "valence_arousal", "action_units", "real_noisy_labels"):
             value = getattr(self, attr)
@@ -55,14 +58,26 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def image_rows(self, index: torch.Tensor) -> torch.Tensor:
+        """Rows of ``images`` that hold the samples at ``index``."""
+        return index if self.rows is None else self.rows[index.to(self.rows.device)]
+
+    def images_at(self, index: torch.Tensor) -> torch.Tensor:
+        return self.images[self.image_rows(index)]
+
     def subset(self, index: torch.Tensor) -> Split:
-        """The samples at ``index``, every per-sample field kept aligned."""
+        """The samples at ``index``, every per-sample field kept aligned.
+
+        Images are not copied: the subset indexes into the same (possibly memory-mapped) image
+        tensor through ``rows``, so holding out a validation split of AffectNet costs no RAM.
+        """
 
         def take(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t[index]
 
         return Split(
-            images=self.images[index],
+            images=self.images,
+            rows=self.image_rows(index),
             labels=self.labels[index],
             soft_labels=take(self.soft_labels),
             valence_arousal=take(self.valence_arousal),

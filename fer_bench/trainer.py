@@ -103,6 +103,7 @@ class Trainer:
         self.scheduler = build_scheduler(cfg, self.optimizer)
         # Data on the device once (uint8): GPU augmentation gathers batches by index.
         self.train_images = data.train.images.to(device)
+        self.train_rows = None if data.train.rows is None else data.train.rows.to(device)
         self.labels = LabelStore(data.train.labels.to(device))
         self.va = _maybe(data.train.valence_arousal, device)
         self.au = _maybe(data.train.action_units, device)
@@ -143,7 +144,8 @@ class Trainer:
         progress = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         for step in range(steps):
             idx = order[step * bs:(step + 1) * bs]
-            images = augment.train_transform(self.train_images[idx], cfg.image_size, self.aug_gen,
+            rows = idx if self.train_rows is None else self.train_rows[idx]
+            images = augment.train_transform(self.train_images[rows], cfg.image_size, self.aug_gen,
                                              cfg.augment, cfg.random_erasing)
             if self.cuda:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -185,7 +187,8 @@ class Trainer:
         self.method.eval()
         out = []
         for start in range(0, len(split), batch_size):
-            images = split.images[start:start + batch_size].to(self.device, non_blocking=True)
+            index = torch.arange(start, min(start + batch_size, len(split)))
+            images = split.images_at(index).to(self.device, non_blocking=True)
             x = augment.eval_transform(images, self.cfg.image_size)
             if self.cuda:
                 x = x.contiguous(memory_format=torch.channels_last)

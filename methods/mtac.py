@@ -87,7 +87,8 @@ def cooccurrence_graph(targets: torch.Tensor, threshold: float) -> torch.Tensor:
 
 def class_balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Per-sample weights summing to one, every class present in the batch weighing the same."""
-    counts = torch.bincount(labels, minlength=num_classes).float()
+    # one_hot + sum rather than bincount: CUDA's bincount reads its size back to the host.
+    counts = F.one_hot(labels, num_classes).sum(0).float()
     w = 1.0 / counts[labels]
     return w / w.sum()
 
