@@ -146,8 +146,14 @@ def degrade(img: torch.Tensor, gen: torch.Generator, fraction: float) -> torch.T
     shade = torch.rand(n, 3, generator=gen)
     lin = torch.arange(size)
     box = (
-        ((lin.view(1, 1, size) >= ox.view(n, 1, 1)) & (lin.view(1, 1, size) < ox.view(n, 1, 1) + size // 2))
-        & ((lin.view(1, size, 1) >= oy.view(n, 1, 1)) & (lin.view(1, size, 1) < oy.view(n, 1, 1) + size // 2))
+        (
+            (lin.view(1, 1, size) >= ox.view(n, 1, 1))
+            & (lin.view(1, 1, size) < ox.view(n, 1, 1) + size // 2)
+        )
+        & (
+            (lin.view(1, size, 1) >= oy.view(n, 1, 1))
+            & (lin.view(1, size, 1) < oy.view(n, 1, 1) + size // 2)
+        )
     ).unsqueeze(1)
     occluded = torch.where(box, shade.view(n, 3, 1, 1).expand_as(img), occluded)
     for k, version in enumerate((blurred, noisy, occluded, low)):
@@ -175,14 +181,17 @@ def action_units(code: torch.Tensor) -> torch.Tensor:
     ).float()
 
 
-def generate(n: int, seed: int, size: int, ambiguous: float, degraded: float,
-             variation: float) -> Split:
+def generate(
+    n: int, seed: int, size: int, ambiguous: float, degraded: float, variation: float
+) -> Split:
     """``n`` labelled samples; everything follows from ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, len(RAFDB_CLASSES), (n,), generator=gen)
     # Ambiguous samples blend in a second expression with weight in [0.2, 0.45]: still dominated
     # by the labelled class, and the soft label records the mix.
-    other = (labels + torch.randint(1, len(RAFDB_CLASSES), (n,), generator=gen)) % len(RAFDB_CLASSES)
+    other = (labels + torch.randint(1, len(RAFDB_CLASSES), (n,), generator=gen)) % len(
+        RAFDB_CLASSES
+    )
     is_blend = torch.rand(n, generator=gen) < ambiguous
     mix = torch.where(is_blend, 0.2 + 0.25 * torch.rand(n, generator=gen), torch.zeros(n))
     soft = F.one_hot(labels, len(RAFDB_CLASSES)).float() * (1 - mix).unsqueeze(1)
@@ -230,8 +239,14 @@ def synthetic(
         if not 0 <= value <= 1:
             raise FerBenchError(f"synthetic {name} must be in [0, 1], got {value}")
     settings = dict(
-        version=GENERATOR_VERSION, num_train=num_train, num_test=num_test, size=size, seed=seed,
-        ambiguous=ambiguous, degraded=degraded, variation=variation,
+        version=GENERATOR_VERSION,
+        num_train=num_train,
+        num_test=num_test,
+        size=size,
+        seed=seed,
+        ambiguous=ambiguous,
+        degraded=degraded,
+        variation=variation,
     )
     key = hashlib.sha1(repr(sorted(settings.items())).encode()).hexdigest()[:16]
     path = _cache_root() / "synthetic" / f"{key}.pt"

@@ -22,7 +22,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 AUGMENTS = ("none", "flip", "flip_or_noise", "crop_flip")
 
 
-def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def _uniform(
+    n: int, lo: float, hi: float, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=gen, device=device)
 
 
@@ -30,8 +32,9 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 -> float in [0, 1] at ``size`` x ``size``."""
     x = images.float().div_(255)
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=x.shape[-1] > size)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size
+        )
     return x
 
 
@@ -62,9 +65,13 @@ def _crop_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def random_erasing(x: torch.Tensor, gen: torch.Generator, p: float = 0.5,
-                   area: tuple[float, float] = (0.02, 0.25),
-                   ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+def random_erasing(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    p: float = 0.5,
+    area: tuple[float, float] = (0.02, 0.25),
+    ratio: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
     """Erase one rectangle per chosen sample (to 0 in normalised space, as torchvision does)."""
     n, _, h, w = x.shape
     dev = x.device
@@ -79,15 +86,18 @@ def random_erasing(x: torch.Tensor, gen: torch.Generator, p: float = 0.5,
     rows = torch.arange(h, device=dev).view(1, h, 1)
     cols = torch.arange(w, device=dev).view(1, 1, w)
     box = (
-        (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-        & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
+        (rows >= top.view(n, 1, 1))
+        & (rows < (top + eh).view(n, 1, 1))
+        & (cols >= left.view(n, 1, 1))
+        & (cols < (left + ew).view(n, 1, 1))
         & chosen.view(n, 1, 1)
     )
     return x.masked_fill(box.unsqueeze(1), 0.0)
 
 
-def train_transform(images: torch.Tensor, size: int, gen: torch.Generator, mode: str,
-                    erasing: bool) -> torch.Tensor:
+def train_transform(
+    images: torch.Tensor, size: int, gen: torch.Generator, mode: str, erasing: bool
+) -> torch.Tensor:
     x = resize(images, size)
     n = x.shape[0]
     if mode == "flip":

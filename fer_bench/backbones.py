@@ -38,7 +38,7 @@ def _strip(key: str) -> str:
         changed = False
         for prefix in _PREFIXES:
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
     return key
 
 
@@ -66,7 +66,11 @@ def load_pretrained(model: nn.Module, path: str) -> None:
     mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or mismatched:
         parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape mismatch", mismatched),
+        ):
             if keys:
                 parts.append(f"{len(keys)} {label} (e.g. {keys[0]})")
         raise FerBenchError(f"--pretrained {path} does not fit the backbone: {'; '.join(parts)}")

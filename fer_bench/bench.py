@@ -75,20 +75,31 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     from fer_bench.data import RAFDB_CLASSES, FERData
     from fer_bench.results import hardware, package_versions
     from fer_bench.runner import build_method, resolve_config
-    from fer_bench.trainer import Trainer, TrainData, pick_device
+    from fer_bench.trainer import TrainData, Trainer, pick_device
 
     device = pick_device(args.device)
-    cfg = resolve_config(RunConfig(
-        method=args.method, dataset="synthetic", backbone=args.backbone, image_size=args.image_size,
-        batch_size=args.batch_size, compile=args.compile, device=str(device), progress=False,
-        precision=args.precision, epochs=1000, method_options={"relabel_epoch": 1},
-    ))
+    cfg = resolve_config(
+        RunConfig(
+            method=args.method,
+            dataset="synthetic",
+            backbone=args.backbone,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            compile=args.compile,
+            device=str(device),
+            progress=False,
+            precision=args.precision,
+            epochs=1000,
+            method_options={"relabel_epoch": 1},
+        )
+    )
     gen = torch.Generator().manual_seed(0)
     train = _random_split(args.num_train, args.stored_size, 7, gen)
     test = _random_split(args.num_test, args.stored_size, 7, gen)
     data = FERData(name="bench", class_names=list(RAFDB_CLASSES), train=train, test=test)
-    train_data = TrainData(train=train, val=test, test=test, clean_train_labels=train.labels,
-                           num_classes=7)
+    train_data = TrainData(
+        train=train, val=test, test=test, clean_train_labels=train.labels, num_classes=7
+    )
     torch.manual_seed(0)
     method = build_method(cfg, data, train, device)
     trainer = Trainer(cfg, method, train_data, device)
@@ -115,19 +126,30 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     epoch_s = args.num_train / end_to_end
     return {
         "command": command_line(args),
-        "method": args.method, "backbone": args.backbone, "image_size": args.image_size,
-        "batch_size": args.batch_size, "compile": args.compile, "precision": "bf16" if trainer.bf16 else "fp32",
-        "num_train": args.num_train, "num_test": args.num_test, "stored_size": args.stored_size,
-        "steps": args.steps, "warmup": args.warmup,
+        "method": args.method,
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "batch_size": args.batch_size,
+        "compile": args.compile,
+        "precision": "bf16" if trainer.bf16 else "fp32",
+        "num_train": args.num_train,
+        "num_test": args.num_test,
+        "stored_size": args.stored_size,
+        "steps": args.steps,
+        "warmup": args.warmup,
         "model_only_img_s": round(ceiling, 1),
         "end_to_end_img_s": round(end_to_end, 1),
         "end_to_end_vs_ceiling": round(end_to_end / ceiling, 4),
         "eval_img_s": round(eval_rate, 1),
         "est_epoch_s": round(epoch_s, 2),
         "est_70_epochs_with_eval_s": round(70 * (epoch_s + len(test) / eval_rate), 1),
-        "peak_memory_gib": round(peak, 3), "peak_memory_kind": peak_kind,
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "hardware": hardware(device), "versions": package_versions(),
+        "peak_memory_gib": round(peak, 3),
+        "peak_memory_kind": peak_kind,
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "hardware": hardware(device),
+        "versions": package_versions(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -135,8 +157,18 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this measurement."""
     parts = ["fer-bench bench"]
-    for name in ("method", "backbone", "image_size", "batch_size", "precision", "num_train",
-                 "num_test", "stored_size", "steps", "warmup"):
+    for name in (
+        "method",
+        "backbone",
+        "image_size",
+        "batch_size",
+        "precision",
+        "num_train",
+        "num_test",
+        "stored_size",
+        "steps",
+        "warmup",
+    ):
         parts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
     if args.compile:
         parts.append("--compile")
@@ -150,29 +182,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     record = run_bench(args)
     rows = [
-        ("model-only ceiling (fwd+bwd+Adam, ready batch)", f"{record['model_only_img_s']:,.0f} img/s"),
-        ("end-to-end training (data, aug, method, optimizer)", f"{record['end_to_end_img_s']:,.0f} img/s"),
+        (
+            "model-only ceiling (fwd+bwd+Adam, ready batch)",
+            f"{record['model_only_img_s']:,.0f} img/s",
+        ),
+        (
+            "end-to-end training (data, aug, method, optimizer)",
+            f"{record['end_to_end_img_s']:,.0f} img/s",
+        ),
         ("end-to-end / ceiling", f"{record['end_to_end_vs_ceiling']:.1%}"),
         ("evaluation", f"{record['eval_img_s']:,.0f} img/s"),
         ("est. 70 epochs + eval", f"{record['est_70_epochs_with_eval_s']:,.0f} s"),
         (f"peak {record['peak_memory_kind']}", f"{record['peak_memory_gib']:.2f} GiB"),
     ]
-    print(f"{record['method']} / {record['backbone']} @ {record['image_size']}px, batch {record['batch_size']}, "
-          f"{record['precision']}{', compiled' if record['compile'] else ''} on {record['device_name']}")
+    print(
+        f"{record['method']} / {record['backbone']} @ {record['image_size']}px, batch {record['batch_size']}, "
+        f"{record['precision']}{', compiled' if record['compile'] else ''} on {record['device_name']}"
+    )
     print(tabulate(rows, tablefmt="github"))
     if args.out:
         out = Path(args.out)
         if out.suffix != ".json":
-            slug = "".join(ch if ch.isalnum() else "-" for ch in record["device_name"].lower()).strip("-")
-            out = out / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}{'-compiled' if record['compile'] else ''}.json"
+            slug = "".join(
+                ch if ch.isalnum() else "-" for ch in record["device_name"].lower()
+            ).strip("-")
+            out = (
+                out
+                / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}{'-compiled' if record['compile'] else ''}.json"
+            )
         write_json_atomic(out, record)
         print(f"record: {out}")
     return 0
 
 
 def register_cli(sub) -> None:
-    p = sub.add_parser("bench", help="measure training and evaluation throughput",
-                       description=__doc__.split("\n\n")[0])
+    p = sub.add_parser(
+        "bench",
+        help="measure training and evaluation throughput",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("--method", default="scn", help="method to train [scn]")
     p.add_argument("--backbone", default="resnet18", help="timm backbone [resnet18]")
     p.add_argument("--image-size", type=int, default=224, help="training input size [224]")
@@ -180,7 +228,9 @@ def register_cli(sub) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
-    p.add_argument("--num-train", type=int, default=12271, help="training images, RAF-DB-sized [12271]")
+    p.add_argument(
+        "--num-train", type=int, default=12271, help="training images, RAF-DB-sized [12271]"
+    )
     p.add_argument("--num-test", type=int, default=3068, help="evaluation images [3068]")
     p.add_argument("--stored-size", type=int, default=100, help="stored image size [100]")
     p.add_argument("--steps", type=int, default=20, help="timed steps [20]")

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_bench.launch",
     "fer_bench.report",
     "fer_bench.prepare",
+    "fer_bench.bench",
 )
 
 

@@ -37,7 +37,13 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
 # Fields that say where or how fast a run executes, not what it computes: they stay out of the
 # run id so the same experiment resumes on another machine, data mount or compile setting.
 EXECUTION_FIELDS = (
-    "data_root", "output_dir", "device", "compile", "precision", "noise_file", "progress",
+    "data_root",
+    "output_dir",
+    "device",
+    "compile",
+    "precision",
+    "noise_file",
+    "progress",
 )
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -114,11 +120,15 @@ class RunConfig:
                 f"unknown scheduler '{self.scheduler}'; known: {', '.join(SCHEDULERS)}"
             )
         if self.precision not in PRECISIONS:
-            raise FerBenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+            raise FerBenchError(
+                f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'"
+            )
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
 
-    def resolved(self, method_recipe: dict[str, Any], dataset_defaults: dict[str, Any]) -> RunConfig:
+    def resolved(
+        self, method_recipe: dict[str, Any], dataset_defaults: dict[str, Any]
+    ) -> RunConfig:
         """A copy with every unset field filled from the layered defaults."""
         values = self.to_dict()
         layers = [GLOBAL_DEFAULTS, method_recipe, dataset_defaults]
@@ -139,7 +149,9 @@ class RunConfig:
             ident["noise_file_sha1"] = file_sha1(self.noise_file)
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         noise = f"{self.noise:g}".replace(".", "p")
-        return f"{self.dataset}-{self.method}-{self.noise_type[:3]}{noise}-s{self.seed}-{digest[:10]}"
+        return (
+            f"{self.dataset}-{self.method}-{self.noise_type[:3]}{noise}-s{self.seed}-{digest[:10]}"
+        )
 
 
 def file_sha1(path: str) -> str:

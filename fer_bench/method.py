@@ -16,6 +16,22 @@ import torch
 from torch import nn
 
 
+#: SCN's official training recipe (kaiwang960112/Self-Cure-Network, src/train.py): batch 64, Adam at
+#: PyTorch's default lr 1e-3 (train.py never passes its --lr to Adam), weight decay 1e-4,
+#: ExponentialLR gamma 0.9 per epoch, 70 epochs, flip-or-Gaussian-noise and RandomErasing. CE and
+#: MTAC-style share it, so the methods differ only in the method.
+SCN_RECIPE: dict[str, Any] = {
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 64,
+    "scheduler": "exponential",
+    "scheduler_gamma": 0.9,
+    "epochs": 70,
+    "augment": "flip_or_noise",
+    "random_erasing": True,
+}
+
 
 @dataclass
 class DataInfo:

@@ -17,20 +17,28 @@ def confusion_matrix(targets: torch.Tensor, preds: torch.Tensor, num_classes: in
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
-def classification_metrics(targets: torch.Tensor, preds: torch.Tensor, num_classes: int) -> dict[str, Any]:
+def classification_metrics(
+    targets: torch.Tensor, preds: torch.Tensor, num_classes: int
+) -> dict[str, Any]:
     cm = confusion_matrix(targets.cpu(), preds.cpu(), num_classes).double()
     support = cm.sum(1)
     predicted = cm.sum(0)
     tp = cm.diag()
     total = cm.sum()
-    per_class = torch.where(support > 0, tp / support.clamp(min=1) * 100, torch.full_like(tp, float("nan")))
+    per_class = torch.where(
+        support > 0, tp / support.clamp(min=1) * 100, torch.full_like(tp, float("nan"))
+    )
     precision = tp / predicted.clamp(min=1)
     recall = tp / support.clamp(min=1)
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp))
+    f1 = torch.where(
+        precision + recall > 0, 2 * precision * recall / (precision + recall), torch.zeros_like(tp)
+    )
     present = (support > 0) | (predicted > 0)
     return {
         "accuracy": float(tp.sum() / total * 100) if total > 0 else float("nan"),
-        "mean_class_accuracy": float(per_class[support > 0].mean()) if (support > 0).any() else float("nan"),
+        "mean_class_accuracy": float(per_class[support > 0].mean())
+        if (support > 0).any()
+        else float("nan"),
         "macro_f1": float(f1[present].mean() * 100) if present.any() else float("nan"),
         "per_class_accuracy": [None if v != v else round(float(v), 4) for v in per_class],
         "confusion": cm.long().tolist(),
@@ -53,7 +61,9 @@ def roc_auc(scores: torch.Tensor, positive: torch.Tensor) -> float | None:
     ranks = torch.empty_like(scores)
     ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.double)
     # Average the ranks within each group of tied scores.
-    _, inverse, counts = torch.unique_consecutive(sorted_scores, return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique_consecutive(
+        sorted_scores, return_inverse=True, return_counts=True
+    )
     ends = torch.cumsum(counts, 0).double()
     mean_rank = ends - (counts.double() - 1) / 2
     ranks[order] = mean_rank[inverse]
@@ -61,8 +71,9 @@ def roc_auc(scores: torch.Tensor, positive: torch.Tensor) -> float | None:
     return float(u / (n_pos * n_neg))
 
 
-def relabel_stats(given: torch.Tensor, current: torch.Tensor, clean: torch.Tensor,
-                  num_classes: int) -> dict[str, Any]:
+def relabel_stats(
+    given: torch.Tensor, current: torch.Tensor, clean: torch.Tensor, num_classes: int
+) -> dict[str, Any]:
     """What relabeling did: how many labels moved, how many were restored or corrupted."""
     given, current, clean = given.cpu(), current.cpu(), clean.cpu()
     changed = current != given

@@ -48,8 +48,9 @@ def noise_seed(dataset: str, noise_type: str, rate_percent: float, seed: int) ->
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & ((1 << 63) - 1)
 
 
-def _per_class_flip_positions(labels: torch.Tensor, num_classes: int, rate: float,
-                              gen: torch.Generator) -> list[torch.Tensor]:
+def _per_class_flip_positions(
+    labels: torch.Tensor, num_classes: int, rate: float, gen: torch.Generator
+) -> list[torch.Tensor]:
     positions = []
     for c in range(num_classes):
         members = torch.nonzero(labels == c, as_tuple=False).flatten()
@@ -59,8 +60,9 @@ def _per_class_flip_positions(labels: torch.Tensor, num_classes: int, rate: floa
     return positions
 
 
-def symmetric_noise(labels: torch.Tensor, num_classes: int, rate: float,
-                    gen: torch.Generator) -> torch.Tensor:
+def symmetric_noise(
+    labels: torch.Tensor, num_classes: int, rate: float, gen: torch.Generator
+) -> torch.Tensor:
     if num_classes < 2 and rate > 0:
         raise FerBenchError("symmetric noise needs at least 2 classes")
     noisy = labels.clone()
@@ -71,8 +73,13 @@ def symmetric_noise(labels: torch.Tensor, num_classes: int, rate: float,
     return noisy
 
 
-def asymmetric_noise(labels: torch.Tensor, class_names: list[str], rate: float,
-                     gen: torch.Generator, mapping: dict[str, str] | None) -> torch.Tensor:
+def asymmetric_noise(
+    labels: torch.Tensor,
+    class_names: list[str],
+    rate: float,
+    gen: torch.Generator,
+    mapping: dict[str, str] | None,
+) -> torch.Tensor:
     mapping = mapping or DEFAULT_ASYMMETRIC_MAP
     index = {name: i for i, name in enumerate(class_names)}
     noisy = labels.clone()
@@ -92,7 +99,9 @@ def asymmetric_noise(labels: torch.Tensor, class_names: list[str], rate: float,
 def read_noise_file(path: str | Path, names: list[str] | None, num_classes: int) -> torch.Tensor:
     """Labels from a RAF-DB-format list (``name label``, 1-based), in the split's name order."""
     if names is None:
-        raise FerBenchError("this dataset has no sample names, so a noise file cannot refer to them")
+        raise FerBenchError(
+            "this dataset has no sample names, so a noise file cannot refer to them"
+        )
     path = Path(path)
     try:
         text = path.read_text()
@@ -121,10 +130,19 @@ def read_noise_file(path: str | Path, names: list[str] | None, num_classes: int)
     return torch.tensor([given[n] for n in names], dtype=torch.long)
 
 
-def inject_noise(labels: torch.Tensor, class_names: list[str], *, dataset: str, noise_type: str,
-                 rate_percent: float, seed: int, names: list[str] | None = None,
-                 noise_file: str | None = None, asymmetric_map: dict[str, str] | None = None,
-                 real_noisy_labels: torch.Tensor | None = None) -> NoisyLabels:
+def inject_noise(
+    labels: torch.Tensor,
+    class_names: list[str],
+    *,
+    dataset: str,
+    noise_type: str,
+    rate_percent: float,
+    seed: int,
+    names: list[str] | None = None,
+    noise_file: str | None = None,
+    asymmetric_map: dict[str, str] | None = None,
+    real_noisy_labels: torch.Tensor | None = None,
+) -> NoisyLabels:
     """Noisy training labels; the same (dataset, type, rate, seed) always gives the same ones."""
     if not 0 <= rate_percent < 100:
         raise FerBenchError(f"noise rate is a percentage in [0, 100), got {rate_percent:g}")
@@ -135,7 +153,11 @@ def inject_noise(labels: torch.Tensor, class_names: list[str], *, dataset: str, 
     if noise_type == "symmetric":
         noisy = symmetric_noise(clean, num_classes, rate, gen) if rate > 0 else clean.clone()
     elif noise_type == "asymmetric":
-        noisy = asymmetric_noise(clean, class_names, rate, gen, asymmetric_map) if rate > 0 else clean.clone()
+        noisy = (
+            asymmetric_noise(clean, class_names, rate, gen, asymmetric_map)
+            if rate > 0
+            else clean.clone()
+        )
     elif noise_type == "file":
         if noise_file is None:
             raise FerBenchError("--noise-type file needs --noise-file PATH")
@@ -147,7 +169,9 @@ def inject_noise(labels: torch.Tensor, class_names: list[str], *, dataset: str, 
                 "that does (ferplus)"
             )
         if rate_percent:
-            raise FerBenchError("--noise-type real takes no --noise rate: the noise is the data's own")
+            raise FerBenchError(
+                "--noise-type real takes no --noise rate: the noise is the data's own"
+            )
         noisy = real_noisy_labels.to(torch.long).clone()
         if len(noisy) != len(clean):
             raise FerBenchError("real noisy labels and clean labels differ in length")

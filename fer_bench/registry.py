@@ -27,7 +27,9 @@ class Registry:
         self._attrs: dict[str, dict[str, Any]] = {}
         self._loaded = False
 
-    def register(self, name: str, **attrs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(
+        self, name: str, **attrs: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: ``@register_method("scn")`` above a class or factory function.
 
         Keyword ``attrs`` are static facts about the entry that are needed without building it,

@@ -34,7 +34,7 @@ from fer_bench.results import (
     run_dir,
     write_json_atomic,
 )
-from fer_bench.trainer import Trainer, TrainData, TrainState, pick_device
+from fer_bench.trainer import TrainData, Trainer, TrainState, pick_device
 
 
 class RunFailed(FerBenchError):
@@ -69,9 +69,15 @@ def _holdout(n: int, fraction: float, key: str) -> tuple[torch.Tensor, torch.Ten
 def prepare_data(cfg: RunConfig, data: FERData) -> tuple[TrainData, NoisyLabels, dict[str, Any]]:
     """Noise the whole training set (the protocol's exact counts), then hold out validation."""
     noisy = inject_noise(
-        data.train.labels, data.class_names, dataset=cfg.dataset, noise_type=cfg.noise_type,
-        rate_percent=cfg.noise, seed=cfg.seed, names=data.train.names,
-        noise_file=cfg.noise_file, asymmetric_map=data.asymmetric_map,
+        data.train.labels,
+        data.class_names,
+        dataset=cfg.dataset,
+        noise_type=cfg.noise_type,
+        rate_percent=cfg.noise,
+        seed=cfg.seed,
+        names=data.train.names,
+        noise_file=cfg.noise_file,
+        asymmetric_map=data.asymmetric_map,
         real_noisy_labels=data.train.real_noisy_labels,
     )
     train_all = Split(**{**data.train.__dict__, "labels": noisy.labels})
@@ -79,40 +85,63 @@ def prepare_data(cfg: RunConfig, data: FERData) -> tuple[TrainData, NoisyLabels,
         train, val, clean, val_source = train_all, data.val, noisy.clean, "dataset"
     else:
         if cfg.val_fraction <= 0:
-            raise FerBenchError(f"dataset '{cfg.dataset}' has no validation split; use --val-fraction > 0")
+            raise FerBenchError(
+                f"dataset '{cfg.dataset}' has no validation split; use --val-fraction > 0"
+            )
         keep, held = _holdout(len(train_all), cfg.val_fraction, f"{cfg.dataset}|val|{cfg.seed}")
         if len(held) == 0 or len(keep) == 0:
             raise FerBenchError("training set too small to hold out a validation split")
         train, val, clean = train_all.subset(keep), train_all.subset(held), noisy.clean[keep]
         val_source = f"held-out {cfg.val_fraction:g} of the noisy training set"
     info = {
-        "num_train": len(train), "num_val": len(val), "num_test": len(data.test),
-        "class_names": data.class_names, "val_source": val_source,
-        "image_shape": list(data.train.images.shape[1:]), "meta": data.meta,
+        "num_train": len(train),
+        "num_val": len(val),
+        "num_test": len(data.test),
+        "class_names": data.class_names,
+        "val_source": val_source,
+        "image_shape": list(data.train.images.shape[1:]),
+        "meta": data.meta,
     }
-    return TrainData(train=train, val=val, test=data.test, clean_train_labels=clean,
-                     num_classes=data.num_classes), noisy, info
+    return (
+        TrainData(
+            train=train,
+            val=val,
+            test=data.test,
+            clean_train_labels=clean,
+            num_classes=data.num_classes,
+        ),
+        noisy,
+        info,
+    )
 
 
 def build_method(cfg: RunConfig, data: FERData, train: Split, device: torch.device) -> Method:
     torch.manual_seed(cfg.seed)
     backbone, num_features = create_backbone(cfg.backbone, cfg.pretrained)
     info = DataInfo(
-        num_classes=data.num_classes, class_names=data.class_names, num_train=len(train),
+        num_classes=data.num_classes,
+        class_names=data.class_names,
+        num_train=len(train),
         class_counts=torch.bincount(train.labels, minlength=data.num_classes),
-        train_labels=train.labels, has_valence_arousal=train.valence_arousal is not None,
-        au_names=data.au_names, train_action_units=train.action_units,
+        train_labels=train.labels,
+        has_valence_arousal=train.valence_arousal is not None,
+        au_names=data.au_names,
+        train_action_units=train.action_units,
     )
-    return METHODS.create(cfg.method, backbone=backbone, num_features=num_features, info=info,
-                          **cfg.method_options)
+    return METHODS.create(
+        cfg.method, backbone=backbone, num_features=num_features, info=info, **cfg.method_options
+    )
 
 
 def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     last = history[-1]
     best = max(history, key=lambda e: (e["val"]["accuracy"], e["epoch"]))
     pick = ("epoch", "val", "test")
-    return {"last": {k: last[k] for k in pick}, "selected": {k: best[k] for k in pick},
-            "selection": "highest validation accuracy (latest epoch on ties)"}
+    return {
+        "last": {k: last[k] for k in pick},
+        "selected": {k: best[k] for k in pick},
+        "selection": "highest validation accuracy (latest epoch on ties)",
+    }
 
 
 def run_experiment(config: RunConfig) -> dict[str, Any]:
@@ -129,9 +158,15 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
         if previous.get("status") == "done":
             return previous
     record: dict[str, Any] = {
-        "schema": SCHEMA_VERSION, "run_id": rid, "status": "running", "error": None,
-        "traceback": None, "config": cfg.to_dict(), "started_at": _now(),
-        "versions": package_versions(), "git": git_commit(),
+        "schema": SCHEMA_VERSION,
+        "run_id": rid,
+        "status": "running",
+        "error": None,
+        "traceback": None,
+        "config": cfg.to_dict(),
+        "started_at": _now(),
+        "versions": package_versions(),
+        "git": git_commit(),
     }
     wall_start = time.perf_counter()
     write_json_atomic(record_path, record)
@@ -142,8 +177,10 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
         train_data, noisy, info = prepare_data(cfg, data)
         record["dataset"] = info
         record["noise"] = {
-            "type": cfg.noise_type, "rate_requested": cfg.noise,
-            "rate_actual": round(noisy.actual_rate * 100, 4), "num_flipped": int(noisy.flipped.sum()),
+            "type": cfg.noise_type,
+            "rate_requested": cfg.noise,
+            "rate_actual": round(noisy.actual_rate * 100, 4),
+            "num_flipped": int(noisy.flipped.sum()),
         }
         method = build_method(cfg, data, train_data.train, device)
         record["method_class"] = f"{type(method).__module__}.{type(method).__qualname__}"
@@ -152,13 +189,19 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
             record["history"] = state.history
             write_json_atomic(record_path, record)
 
-        trainer = Trainer(cfg, method, train_data, device, directory / CHECKPOINT_NAME, on_epoch_end)
+        trainer = Trainer(
+            cfg, method, train_data, device, directory / CHECKPOINT_NAME, on_epoch_end
+        )
         state = trainer.fit()
         record.update(
-            status="done", history=state.history, final=_summary(state.history),
+            status="done",
+            history=state.history,
+            final=_summary(state.history),
             diagnostics=state.history[-1]["diagnostics"],
             train_seconds=round(state.train_seconds, 3),
-            throughput_img_s=round(state.images_seen / state.train_seconds, 1) if state.train_seconds else None,
+            throughput_img_s=round(state.images_seen / state.train_seconds, 1)
+            if state.train_seconds
+            else None,
         )
     except BaseException as exc:
         record["status"] = "failed"

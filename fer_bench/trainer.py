@@ -60,8 +60,9 @@ def build_optimizer(cfg: RunConfig, params, device: torch.device) -> torch.optim
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                           **fused)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused
+    )
 
 
 def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
@@ -71,17 +72,24 @@ def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
     if cfg.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(cfg.epochs // 3, 1),
-                                               gamma=cfg.scheduler_gamma)
+        return torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=max(cfg.epochs // 3, 1), gamma=cfg.scheduler_gamma
+        )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
 class Trainer:
     """Trains one method on one dataset; ``fit`` resumes from ``checkpoint_path`` when present."""
 
-    def __init__(self, cfg: RunConfig, method: Method, data: TrainData, device: torch.device,
-                 checkpoint_path: Path | None = None,
-                 on_epoch_end: Callable[[TrainState], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        method: Method,
+        data: TrainData,
+        device: torch.device,
+        checkpoint_path: Path | None = None,
+        on_epoch_end: Callable[[TrainState], None] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.device = device
         self.data = data
@@ -120,7 +128,9 @@ class Trainer:
     def _epoch_order(self) -> torch.Tensor:
         n = len(self.data.train)
         if self.cfg.balanced_sampling:
-            order = torch.multinomial(self.sample_weight, n, replacement=True, generator=self.order_gen)
+            order = torch.multinomial(
+                self.sample_weight, n, replacement=True, generator=self.order_gen
+            )
         else:
             order = torch.randperm(n, generator=self.order_gen)
         return order.to(self.device)
@@ -143,15 +153,23 @@ class Trainer:
         start = time.perf_counter()
         progress = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         for step in range(steps):
-            idx = order[step * bs:(step + 1) * bs]
+            idx = order[step * bs : (step + 1) * bs]
             rows = idx if self.train_rows is None else self.train_rows[idx]
-            images = augment.train_transform(self.train_images[rows], cfg.image_size, self.aug_gen,
-                                             cfg.augment, cfg.random_erasing)
+            images = augment.train_transform(
+                self.train_images[rows],
+                cfg.image_size,
+                self.aug_gen,
+                cfg.augment,
+                cfg.random_erasing,
+            )
             if self.cuda:
                 images = images.contiguous(memory_format=torch.channels_last)
             batch = Batch(
-                images=images, labels=self.labels[idx], given_labels=self.labels.given[idx],
-                index=idx, epoch=epoch,
+                images=images,
+                labels=self.labels[idx],
+                given_labels=self.labels.given[idx],
+                index=idx,
+                epoch=epoch,
                 valence_arousal=None if self.va is None else self.va[idx],
                 action_units=None if self.au is None else self.au[idx],
             )
@@ -177,8 +195,12 @@ class Trainer:
         self.state.train_seconds += seconds
         self.state.images_seen += steps * bs
         logs = {k: float(v / max(steps, 1)) for k, v in log_sums.items()}
-        return {"loss": float(loss_sum / max(steps, 1)), "seconds": seconds,
-                "images_per_s": steps * bs / seconds if seconds > 0 else None, **logs}
+        return {
+            "loss": float(loss_sum / max(steps, 1)),
+            "seconds": seconds,
+            "images_per_s": steps * bs / seconds if seconds > 0 else None,
+            **logs,
+        }
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.inference_mode()
@@ -202,7 +224,7 @@ class Trainer:
         return classification_metrics(split.labels, preds, self.data.num_classes)
 
     def diagnostics(self) -> dict[str, Any]:
-        clean = (self.labels.given.cpu() == self.data.clean_train_labels)
+        clean = self.labels.given.cpu() == self.data.clean_train_labels
         out: dict[str, Any] = {
             "given_label_auc": roc_auc(self.given_prob_buf.cpu(), clean),
             "weight_auc": None,
@@ -215,8 +237,12 @@ class Trainer:
                 out["mean_weight_clean"] = float(weights[clean].nanmean())
                 out["mean_weight_flipped"] = float(weights[~clean].nanmean())
         if self.method.relabels:
-            out["relabel"] = relabel_stats(self.labels.given, self.labels.current,
-                                           self.data.clean_train_labels, self.data.num_classes)
+            out["relabel"] = relabel_stats(
+                self.labels.given,
+                self.labels.current,
+                self.data.clean_train_labels,
+                self.data.num_classes,
+            )
         return out
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -251,7 +277,9 @@ class Trainer:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise FerBenchError(f"checkpoint {path} is unreadable ({exc}); delete it to restart") from None
+            raise FerBenchError(
+                f"checkpoint {path} is unreadable ({exc}); delete it to restart"
+            ) from None
         _load_unwrapped_state(self.method, state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -263,9 +291,12 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         if self.cuda and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.state = TrainState(epoch=state["epoch"], history=list(state["history"]),
-                                train_seconds=state["train_seconds"],
-                                images_seen=state["images_seen"])
+        self.state = TrainState(
+            epoch=state["epoch"],
+            history=list(state["history"]),
+            train_seconds=state["train_seconds"],
+            images_seen=state["images_seen"],
+        )
         return True
 
     # -- the loop ----------------------------------------------------------------------------
@@ -275,7 +306,9 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             train = self.train_epoch(epoch)
             if not math.isfinite(train["loss"]):
-                raise FerBenchError(f"training diverged at epoch {epoch + 1} (loss {train['loss']})")
+                raise FerBenchError(
+                    f"training diverged at epoch {epoch + 1} (loss {train['loss']})"
+                )
             entry = {
                 "epoch": epoch + 1,
                 "lr": lr,

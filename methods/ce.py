@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_bench.method import Batch, DataInfo, LabelStore, Method, StepOutput
+from fer_bench.method import SCN_RECIPE, Batch, DataInfo, LabelStore, Method, StepOutput
 from fer_bench.registry import register_method
 
 
@@ -14,15 +14,17 @@ from fer_bench.registry import register_method
 class CrossEntropy(Method):
     """Cross-entropy baseline (the reference every method is compared against)."""
 
-    # SCN's official training recipe, so CE and SCN differ only in the method.
-    recipe = {
-        "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
-        "scheduler": "exponential", "scheduler_gamma": 0.9, "epochs": 70,
-        "augment": "flip_or_noise", "random_erasing": True,
-    }
+    recipe = SCN_RECIPE
 
-    def __init__(self, backbone: nn.Module, num_features: int, info: DataInfo, *,
-                 dropout: float = 0.0, label_smoothing: float = 0.0) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_features: int,
+        info: DataInfo,
+        *,
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
         super().__init__(backbone, num_features, info)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(num_features, info.num_classes)

@@ -42,10 +42,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from fer_bench.methods.scn import rank_regularization
 from torch import nn
 
 from fer_bench.errors import FerBenchError
-from fer_bench.method import Batch, DataInfo, LabelStore, Method, StepOutput
+from fer_bench.method import SCN_RECIPE, Batch, DataInfo, LabelStore, Method, StepOutput
 from fer_bench.registry import register_method
 
 #: EMFACS prototypes (Friesen & Ekman): the action units of each basic emotion.
@@ -127,20 +128,30 @@ class AUGraphHead(nn.Module):
 class MultiTaskAssistedCorrection(Method):
     """MTAC-style: confidence weighting, AU-graph and VA auxiliary tasks, prototype relabeling."""
 
-    recipe = {
-        "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
-        "scheduler": "exponential", "scheduler_gamma": 0.9, "epochs": 70,
-        "augment": "flip_or_noise", "random_erasing": True,
-    }
+    recipe = SCN_RECIPE
     weight_name = "confidence"
     relabels = True
 
-    def __init__(self, backbone: nn.Module, num_features: int, info: DataInfo, *,
-                 beta: float = 0.7, conf_margin: float = 0.15, conf_weight: float = 1.0,
-                 class_balance: bool = True, au_weight: float = 0.5, au_source: str = "auto",
-                 graph_threshold: float = 0.3, va_weight: float = 0.5, relabel: bool = True,
-                 relabel_epoch: int = 10, relabel_margin: float = 0.1,
-                 prototype_momentum: float = 0.9, warmup_epochs: int = 0) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_features: int,
+        info: DataInfo,
+        *,
+        beta: float = 0.7,
+        conf_margin: float = 0.15,
+        conf_weight: float = 1.0,
+        class_balance: bool = True,
+        au_weight: float = 0.5,
+        au_source: str = "auto",
+        graph_threshold: float = 0.3,
+        va_weight: float = 0.5,
+        relabel: bool = True,
+        relabel_epoch: int = 10,
+        relabel_margin: float = 0.1,
+        prototype_momentum: float = 0.9,
+        warmup_epochs: int = 0,
+    ) -> None:
         super().__init__(backbone, num_features, info)
         if not 0 < beta < 1:
             raise FerBenchError(f"mtac beta must be in (0, 1), got {beta}")
@@ -157,8 +168,9 @@ class MultiTaskAssistedCorrection(Method):
         c = info.num_classes
         self.classifier = nn.Linear(num_features, c)
         hidden = max(num_features // 4, 8)
-        self.confidence = nn.Sequential(nn.Linear(num_features, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, 1), nn.Sigmoid())
+        self.confidence = nn.Sequential(
+            nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Sigmoid()
+        )
         self.va_head = nn.Linear(num_features, 2) if self.va_weight > 0 else None
         self.register_buffer("prototypes", torch.zeros(c, num_features))
         self.register_buffer("prototype_seen", torch.zeros(c, dtype=torch.bool))
@@ -190,24 +202,39 @@ class MultiTaskAssistedCorrection(Method):
         feats = self.features(images)
         return feats, self.classifier(feats), self.confidence(feats).squeeze(1)
 
-    def _update_prototypes(self, feats: torch.Tensor, labels: torch.Tensor, solid: torch.Tensor) -> None:
+    def _update_prototypes(
+        self, feats: torch.Tensor, labels: torch.Tensor, solid: torch.Tensor
+    ) -> None:
         onehot = F.one_hot(labels, self.num_classes).float() * solid[:, None].float()
         counts = onehot.sum(0)
         means = F.normalize(onehot.T @ F.normalize(feats, dim=1), dim=1)
         present = counts > 0
-        blended = torch.where(self.prototype_seen[:, None],
-                              self.momentum * self.prototypes + (1 - self.momentum) * means, means)
-        self.prototypes.copy_(torch.where(present[:, None], F.normalize(blended, dim=1), self.prototypes))
+        blended = torch.where(
+            self.prototype_seen[:, None],
+            self.momentum * self.prototypes + (1 - self.momentum) * means,
+            means,
+        )
+        self.prototypes.copy_(
+            torch.where(present[:, None], F.normalize(blended, dim=1), self.prototypes)
+        )
         self.prototype_seen.logical_or_(present)
 
-    def _relabel(self, batch: Batch, feats: torch.Tensor, logits: torch.Tensor,
-                 uncertain: torch.Tensor, labels: LabelStore) -> None:
+    def _relabel(
+        self,
+        batch: Batch,
+        feats: torch.Tensor,
+        logits: torch.Tensor,
+        uncertain: torch.Tensor,
+        labels: LabelStore,
+    ) -> None:
         sims = F.normalize(feats, dim=1) @ self.prototypes.T  # (B, C) cosine similarities
         sims = sims.masked_fill(~self.prototype_seen[None, :], -2.0)
         best_sim, best = sims.max(1)
         own_sim = sims.gather(1, batch.labels[:, None]).squeeze(1)
         agree = logits.argmax(1) == best
-        move = uncertain & agree & (best != batch.labels) & (best_sim - own_sim > self.relabel_margin)
+        move = (
+            uncertain & agree & (best != batch.labels) & (best_sim - own_sim > self.relabel_margin)
+        )
         labels.relabel(batch.index, best, move)
 
     def loss(self, batch: Batch, labels: LabelStore) -> StepOutput:
@@ -222,14 +249,10 @@ class MultiTaskAssistedCorrection(Method):
             cls = per_sample.mean()
         logs = {"cls": cls.detach()}
         loss = cls
-        n = conf.shape[0]
-        n_high = min(max(int(n * self.beta), 1), n - 1)
-        order = torch.argsort(conf.detach(), descending=True)
-        solid = torch.zeros(n, dtype=torch.bool, device=conf.device)
-        solid[order[:n_high]] = True
+        # The same top-beta / rest split and margin as SCN's rank regularization.
+        reg, uncertain = rank_regularization(conf, self.beta, self.conf_margin)
+        solid = ~uncertain
         if not warm and self.conf_weight > 0:
-            ranked = conf[order]
-            reg = (self.conf_margin - (ranked[:n_high].mean() - ranked[n_high:].mean())).clamp(min=0)
             loss = loss + self.conf_weight * reg
             logs["conf_reg"] = reg.detach()
         if self.au_head is not None:
@@ -249,7 +272,7 @@ class MultiTaskAssistedCorrection(Method):
             agrees = logits.argmax(1) == batch.labels
             self._update_prototypes(feats, batch.labels, solid & agrees)
             if self.relabel_enabled and not warm and batch.epoch + 1 >= self.relabel_epoch:
-                self._relabel(batch, feats, logits, ~solid, labels)
+                self._relabel(batch, feats, logits, uncertain, labels)
         return StepOutput(loss=loss, logits=logits, weights=conf, logs=logs)
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:

@@ -37,11 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_bench.errors import FerBenchError
-from fer_bench.method import Batch, DataInfo, LabelStore, Method, StepOutput
+from fer_bench.method import SCN_RECIPE, Batch, DataInfo, LabelStore, Method, StepOutput
 from fer_bench.registry import register_method
 
 
-def rank_regularization(weights: torch.Tensor, beta: float, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+def rank_regularization(
+    weights: torch.Tensor, beta: float, margin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """RR-loss and a mask of the low-importance group, for one batch of weights ``(B,)``."""
     n = weights.shape[0]
     n_high = min(max(int(n * beta), 1), n - 1)
@@ -53,7 +55,9 @@ def rank_regularization(weights: torch.Tensor, beta: float, margin: float) -> tu
     return loss, low
 
 
-def relabel_candidates(logits: torch.Tensor, labels: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+def relabel_candidates(
+    logits: torch.Tensor, labels: torch.Tensor, margin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Which samples the model contradicts by more than ``margin``, and the label it proposes."""
     probs = logits.float().softmax(1)
     p_max, argmax = probs.max(1)
@@ -65,24 +69,33 @@ def relabel_candidates(logits: torch.Tensor, labels: torch.Tensor, margin: float
 class SelfCureNetwork(Method):
     """SCN (CVPR 2020): importance-weighted logits, rank regularization, relabeling."""
 
-    recipe = {
-        "optimizer": "adam", "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64,
-        "scheduler": "exponential", "scheduler_gamma": 0.9, "epochs": 70,
-        "augment": "flip_or_noise", "random_erasing": True,
-    }
+    recipe = SCN_RECIPE
     weight_name = "importance"
     relabels = True
 
-    def __init__(self, backbone: nn.Module, num_features: int, info: DataInfo, *,
-                 beta: float = 0.7, rr_margin: float = 0.15, rr_weight: float = 1.0,
-                 relabel_margin: float = 0.2, relabel_epoch: int = 10,
-                 relabel_scope: str = "low", relabel: bool = True, warmup_epochs: int = 0,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_features: int,
+        info: DataInfo,
+        *,
+        beta: float = 0.7,
+        rr_margin: float = 0.15,
+        rr_weight: float = 1.0,
+        relabel_margin: float = 0.2,
+        relabel_epoch: int = 10,
+        relabel_scope: str = "low",
+        relabel: bool = True,
+        warmup_epochs: int = 0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__(backbone, num_features, info)
         if not 0 < beta < 1:
             raise FerBenchError(f"scn beta must be in (0, 1), got {beta}")
         if relabel_scope not in ("low", "all"):
-            raise FerBenchError(f"scn relabel_scope must be 'low' (paper) or 'all' (official code), got '{relabel_scope}'")
+            raise FerBenchError(
+                f"scn relabel_scope must be 'low' (paper) or 'all' (official code), got '{relabel_scope}'"
+            )
         if relabel_epoch < 1:
             raise FerBenchError(f"scn relabel_epoch is 1-based, got {relabel_epoch}")
         self.beta, self.rr_margin, self.rr_weight = beta, rr_margin, rr_weight
@@ -108,13 +121,16 @@ class SelfCureNetwork(Method):
         rr, low = rank_regularization(alpha, self.beta, self.rr_margin)
         if self.relabel_enabled and batch.epoch + 1 >= self.relabel_epoch:
             with torch.no_grad():
-                contradicted, proposal = relabel_candidates(weighted, batch.labels, self.relabel_margin)
+                contradicted, proposal = relabel_candidates(
+                    weighted, batch.labels, self.relabel_margin
+                )
                 if self.relabel_scope == "low":
                     contradicted = contradicted & low
                 labels.relabel(batch.index, proposal, contradicted)
         loss = wce + self.rr_weight * rr
-        return StepOutput(loss=loss, logits=logits, weights=alpha,
-                          logs={"wce": wce.detach(), "rr": rr.detach()})
+        return StepOutput(
+            loss=loss, logits=logits, weights=alpha, logs={"wce": wce.detach(), "rr": rr.detach()}
+        )
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_heads(images)[0]

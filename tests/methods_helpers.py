@@ -6,8 +6,9 @@ from fer_bench.data import RAFDB_CLASSES
 from fer_bench.method import DataInfo
 
 
-def info_for(num_classes: int, num_features: int, va: bool = False, aus: int = 0,
-             n: int = 30) -> DataInfo:
+def info_for(
+    num_classes: int, num_features: int, va: bool = False, aus: int = 0, n: int = 30
+) -> DataInfo:
     labels = torch.arange(n) % num_classes
     au_targets = (torch.arange(n * aus).view(n, aus) % 2).float() if aus else None
     return DataInfo(

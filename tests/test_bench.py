@@ -8,9 +8,33 @@ from fer_bench.cli import main
 
 def test_bench_measures_ceiling_end_to_end_and_eval_on_cpu(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = main(["bench", "--method", "mtac", "--backbone", "test_resnet", "--image-size", "32",
-                 "--batch-size", "16", "--num-train", "64", "--num-test", "32", "--stored-size", "24",
-                 "--steps", "2", "--warmup", "1", "--device", "cpu", "--out", str(out)])
+    code = main(
+        [
+            "bench",
+            "--method",
+            "mtac",
+            "--backbone",
+            "test_resnet",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "16",
+            "--num-train",
+            "64",
+            "--num-test",
+            "32",
+            "--stored-size",
+            "24",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "model-only ceiling" in printed and "end-to-end training" in printed
@@ -18,7 +42,8 @@ def test_bench_measures_ceiling_end_to_end_and_eval_on_cpu(tmp_path, capsys):
     for key in ("model_only_img_s", "end_to_end_img_s", "eval_img_s", "peak_memory_gib"):
         assert record[key] > 0
     assert record["end_to_end_vs_ceiling"] == pytest.approx(
-        record["end_to_end_img_s"] / record["model_only_img_s"], rel=1e-2)
+        record["end_to_end_img_s"] / record["model_only_img_s"], rel=1e-2
+    )
     assert record["hardware"]["device"] == "cpu" and record["versions"]["torch"]
     assert record["command"].startswith("fer-bench bench --method mtac")
 
@@ -27,8 +52,29 @@ def test_bench_measures_ceiling_end_to_end_and_eval_on_cpu(tmp_path, capsys):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bench_on_gpu_uses_bf16(tmp_path):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--backbone", "resnet18", "--image-size", "112", "--batch-size", "128",
-                 "--num-train", "1024", "--num-test", "512", "--steps", "4", "--warmup", "2",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--backbone",
+                "resnet18",
+                "--image-size",
+                "112",
+                "--batch-size",
+                "128",
+                "--num-train",
+                "1024",
+                "--num-test",
+                "512",
+                "--steps",
+                "4",
+                "--warmup",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     assert record["precision"] == "bf16" and record["peak_memory_kind"] == "GPU memory allocated"

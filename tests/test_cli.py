@@ -8,13 +8,40 @@ import pytest
 
 from fer_bench.cli import main
 
-TINY = ["--epochs", "2", "--batch-size", "32", "--image-size", "32", "--backbone", "test_resnet",
-        "-D", "num_train=200", "-D", "num_test=70", "-D", "size=32", "--no-progress"]
+TINY = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--image-size",
+    "32",
+    "--backbone",
+    "test_resnet",
+    "-D",
+    "num_train=200",
+    "-D",
+    "num_test=70",
+    "-D",
+    "size=32",
+    "--no-progress",
+]
 
 
 def test_run_end_to_end_writes_a_record_and_reruns_idempotently(tmp_path, capsys):
-    args = ["run", "--method", "scn", "--dataset", "synthetic", "--noise", "20",
-            "--output-dir", str(tmp_path), "-M", "relabel_epoch=1", *TINY]
+    args = [
+        "run",
+        "--method",
+        "scn",
+        "--dataset",
+        "synthetic",
+        "--noise",
+        "20",
+        "--output-dir",
+        str(tmp_path),
+        "-M",
+        "relabel_epoch=1",
+        *TINY,
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "test, last epoch 2" in out and "weight AUC" in out and "relabeled" in out
@@ -66,16 +93,41 @@ def test_help_is_complete(capsys):
         main(["run", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--method", "--dataset", "--noise", "--noise-type", "--seed", "--epochs",
-                 "--batch-size", "--lr", "--backbone", "--pretrained", "--image-size",
-                 "--data-root", "--device", "--output-dir", "--compile"):
+    for flag in (
+        "--method",
+        "--dataset",
+        "--noise",
+        "--noise-type",
+        "--seed",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--backbone",
+        "--pretrained",
+        "--image-size",
+        "--data-root",
+        "--device",
+        "--output-dir",
+        "--compile",
+    ):
         assert flag in out
 
 
 def test_console_script_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "fer_bench.cli", "run", "--method", "nope", "--output-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "fer_bench.cli",
+            "run",
+            "--method",
+            "nope",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("fer-bench: error: unknown method 'nope'")

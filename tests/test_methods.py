@@ -5,15 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from fer_bench.data import RAFDB_CLASSES
-from fer_bench.errors import FerBenchError
-from fer_bench.method import Batch, DataInfo, LabelStore
-from fer_bench.registry import create_method
-from methods_helpers import info_for
-
-
 from fer_bench.methods.mtac import (
     class_balanced_weights,
     cooccurrence_graph,
@@ -22,15 +13,30 @@ from fer_bench.methods.mtac import (
     prior_au_matrix,
 )
 from fer_bench.methods.scn import rank_regularization, relabel_candidates
+from methods_helpers import info_for
+from torch import nn
+
+from fer_bench.data import RAFDB_CLASSES
+from fer_bench.errors import FerBenchError
+from fer_bench.method import Batch, LabelStore
+from fer_bench.registry import create_method
 
 
 def batch(labels, epoch=0, features=None, va=None, au=None):
     labels = torch.tensor(labels)
-    return Batch(images=features, labels=labels, given_labels=labels.clone(),
-                 index=torch.arange(len(labels)), epoch=epoch, valence_arousal=va, action_units=au)
+    return Batch(
+        images=features,
+        labels=labels,
+        given_labels=labels.clone(),
+        index=torch.arange(len(labels)),
+        epoch=epoch,
+        valence_arousal=va,
+        action_units=au,
+    )
 
 
 # -- SCN ---------------------------------------------------------------------------------------
+
 
 def test_rank_regularization_value_and_zero_region():
     w = torch.tensor([0.5, 0.45, 0.5, 0.45])
@@ -120,6 +126,7 @@ def test_scn_rejects_unknown_scope():
 
 
 # -- MTAC --------------------------------------------------------------------------------------
+
 
 def test_class_balanced_weights_equalise_classes_in_batch():
     w = class_balanced_weights(torch.tensor([0, 0, 0, 1]), 3)
@@ -221,8 +228,9 @@ def test_methods_are_precision_safe_bf16_matches_fp32():
         backbone, nf = create_backbone("test_resnet")
         info = info_for(num_classes=7, num_features=nf, va=True, aus=3)
         m = create_method(name, backbone=backbone, num_features=nf, info=info).eval()
-        b = batch(labels.tolist(), epoch=0, features=images,
-                  va=torch.zeros(8, 2), au=torch.zeros(8, 3))
+        b = batch(
+            labels.tolist(), epoch=0, features=images, va=torch.zeros(8, 2), au=torch.zeros(8, 3)
+        )
         ref = m.loss(b, LabelStore(b.labels)).loss.item()
         fast_images = images.contiguous(memory_format=torch.channels_last)
         m_fast = m.to(memory_format=torch.channels_last)

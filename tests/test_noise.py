@@ -15,8 +15,9 @@ LABELS = _labels(COUNTS)
 
 
 def noisy(rate, kind="symmetric", seed=0, **kw):
-    return inject_noise(LABELS, RAFDB_CLASSES, dataset="rafdb", noise_type=kind,
-                        rate_percent=rate, seed=seed, **kw)
+    return inject_noise(
+        LABELS, RAFDB_CLASSES, dataset="rafdb", noise_type=kind, rate_percent=rate, seed=seed, **kw
+    )
 
 
 @pytest.mark.parametrize("rate", [10, 20, 30])
@@ -31,11 +32,23 @@ def test_symmetric_flips_exact_per_class_counts_to_other_classes(rate):
 
 
 def test_symmetric_targets_are_spread_over_all_other_classes():
-    out = inject_noise(_labels([7000, 7000]), ["a", "b"], dataset="x", noise_type="symmetric",
-                       rate_percent=30, seed=0)
+    out = inject_noise(
+        _labels([7000, 7000]),
+        ["a", "b"],
+        dataset="x",
+        noise_type="symmetric",
+        rate_percent=30,
+        seed=0,
+    )
     assert int(out.flipped.sum()) == 4200
-    big = inject_noise(torch.zeros(60000, dtype=torch.long), RAFDB_CLASSES, dataset="x",
-                       noise_type="symmetric", rate_percent=60, seed=1)
+    big = inject_noise(
+        torch.zeros(60000, dtype=torch.long),
+        RAFDB_CLASSES,
+        dataset="x",
+        noise_type="symmetric",
+        rate_percent=60,
+        seed=1,
+    )
     targets = torch.bincount(big.labels[big.flipped], minlength=7)
     assert targets[0] == 0
     share = targets[1:].float() / targets[1:].sum()
@@ -46,8 +59,9 @@ def test_same_key_same_labels_different_seed_different_labels():
     assert torch.equal(noisy(20, seed=3).labels, noisy(20, seed=3).labels)
     assert not torch.equal(noisy(20, seed=3).labels, noisy(20, seed=4).labels)
     # The noisy set depends on the dataset name too, not only on the seed.
-    other = inject_noise(LABELS, RAFDB_CLASSES, dataset="ferplus", noise_type="symmetric",
-                         rate_percent=20, seed=3)
+    other = inject_noise(
+        LABELS, RAFDB_CLASSES, dataset="ferplus", noise_type="symmetric", rate_percent=20, seed=3
+    )
     assert not torch.equal(other.labels, noisy(20, seed=3).labels)
 
 
@@ -80,8 +94,16 @@ def test_noise_file_in_rafdb_list_format(tmp_path):
     f = tmp_path / "noise.txt"
     f.write_text("train_00002.jpg 1\ntrain_00001.jpg 7\n\ntrain_00003.jpg 4\n")
     labels = torch.tensor([6, 0, 0])
-    out = inject_noise(labels, RAFDB_CLASSES, dataset="rafdb", noise_type="file", rate_percent=0,
-                       seed=0, names=names, noise_file=str(f))
+    out = inject_noise(
+        labels,
+        RAFDB_CLASSES,
+        dataset="rafdb",
+        noise_type="file",
+        rate_percent=0,
+        seed=0,
+        names=names,
+        noise_file=str(f),
+    )
     assert out.labels.tolist() == [6, 0, 3]
     assert out.flipped.tolist() == [False, False, True]
 

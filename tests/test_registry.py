@@ -73,7 +73,9 @@ def test_entry_point_plugins_are_loaded(monkeypatch):
         return [ep] if group == "fer_bench.methods" else []
 
     monkeypatch.setattr("fer_bench.registry.entry_points", fake_entry_points)
-    monkeypatch.setattr(md.EntryPoint, "load", lambda self: loaded.append(self.name) or load_plugin())
+    monkeypatch.setattr(
+        md.EntryPoint, "load", lambda self: loaded.append(self.name) or load_plugin()
+    )
     reg.names()
     assert loaded == ["plug"]
     assert "plugin_method_for_test" in METHODS._factories

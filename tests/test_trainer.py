@@ -20,7 +20,9 @@ def _trainer(cfg, checkpoint=None, on_epoch_end=None):
 
 
 def test_ce_learns_well_above_chance_on_cpu(tiny_run_config):
-    cfg = tiny_run_config(method="ce", epochs=8, dataset_options={"num_train": 700, "num_test": 200, "size": 32})
+    cfg = tiny_run_config(
+        method="ce", epochs=8, dataset_options={"num_train": 700, "num_test": 200, "size": 32}
+    )
     record = run_experiment(cfg)
     assert record["status"] == "done"
     acc = record["final"]["last"]["test"]["accuracy"]
@@ -33,7 +35,11 @@ def test_same_config_and_seed_give_the_same_result(tiny_run_config, tmp_path):
     a = run_experiment(tiny_run_config(method="scn", noise=20, output_dir=str(tmp_path / "a")))
     b = run_experiment(tiny_run_config(method="scn", noise=20, output_dir=str(tmp_path / "b")))
     assert a["run_id"] == b["run_id"]
-    strip = lambda r: [{k: v for k, v in e["train"].items() if k not in ("seconds", "images_per_s")} for e in r["history"]]  # noqa: E731
+
+    def strip(r):
+        timing = ("seconds", "images_per_s")
+        return [{k: v for k, v in e["train"].items() if k not in timing} for e in r["history"]]
+
     assert strip(a) == strip(b)
     assert a["final"]["last"]["test"] == b["final"]["last"]["test"]
     assert a["diagnostics"] == b["diagnostics"]
@@ -58,7 +64,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_run_config,
     assert resumed.load_checkpoint() and resumed.state.epoch == 2
     resumed_state = _trainer(cfg, ckpt).fit()
     assert len(resumed_state.history) == 4
-    for a, b in zip(full_state.history, resumed_state.history):
+    for a, b in zip(full_state.history, resumed_state.history, strict=True):
         assert a["train"]["loss"] == b["train"]["loss"]
         assert a["test"] == b["test"] and a["diagnostics"] == b["diagnostics"]
 
@@ -88,13 +94,20 @@ def test_failed_run_is_recorded_as_failed(tiny_run_config, tmp_path, monkeypatch
 
 
 def test_record_holds_config_versions_commit_hardware_and_metrics(tiny_run_config):
-    record = run_experiment(tiny_run_config(method="mtac", noise=20, epochs=2,
-                                            method_options={"relabel_epoch": 1}))
+    record = run_experiment(
+        tiny_run_config(method="mtac", noise=20, epochs=2, method_options={"relabel_epoch": 1})
+    )
     assert record["config"]["seed"] == 0 and record["config"]["lr"] == 1e-3  # from the recipe
     assert record["versions"]["torch"] and "commit" in record["git"]
     assert record["hardware"]["device"] == "cpu"
     last = record["final"]["last"]["test"]
-    assert set(last) >= {"accuracy", "mean_class_accuracy", "macro_f1", "per_class_accuracy", "confusion"}
+    assert set(last) >= {
+        "accuracy",
+        "mean_class_accuracy",
+        "macro_f1",
+        "per_class_accuracy",
+        "confusion",
+    }
     assert sum(map(sum, last["confusion"])) == record["dataset"]["num_test"]
     diag = record["diagnostics"]
     assert 0 <= diag["given_label_auc"] <= 1 and 0 <= diag["weight_auc"] <= 1
@@ -110,7 +123,10 @@ def test_pretrained_weights_load_strictly(tmp_path):
     good = tmp_path / "good.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, good)
     loaded, _ = create_backbone("test_resnet", str(good))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True)
+    )
     bad = tmp_path / "bad.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
     with pytest.raises(FerBenchError, match="does not fit the backbone"):
