@@ -319,6 +319,8 @@ class Trainer:
             }
             self.state.history.append(entry)
             self.state.epoch = epoch + 1
+            if self.cfg.progress:
+                _epoch_line(entry, self.cfg.epochs)
             self.save_checkpoint()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.state)
@@ -343,6 +345,17 @@ def _load_unwrapped_state(module: nn.Module, state: dict[str, torch.Tensor]) -> 
             raise FerBenchError(f"checkpoint has no entry for '{plain}'; delete it to restart")
         mapped[key] = state[plain]
     module.load_state_dict(mapped)
+
+
+def _epoch_line(entry: dict[str, Any], epochs: int) -> None:
+    import sys
+
+    print(
+        f"epoch {entry['epoch']}/{epochs}  loss {entry['train']['loss']:.3f}  "
+        f"val {entry['val']['accuracy']:.1f}  test {entry['test']['accuracy']:.1f}  "
+        f"({entry['train']['seconds']:.1f}s)",
+        file=sys.stderr,
+    )
 
 
 class _NoProgress:
