@@ -48,6 +48,13 @@ EXECUTION_FIELDS = (
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+_NUMERIC_FIELDS: dict[str, type] = {
+    "noise": float, "seed": int, "epochs": int, "batch_size": int, "lr": float,
+    "weight_decay": float, "momentum": float, "scheduler_gamma": float, "image_size": int,
+    "val_fraction": float,
+}
+
+
 @dataclass
 class RunConfig:
     method: str = "ce"
@@ -79,6 +86,21 @@ class RunConfig:
     compile: bool = False
     precision: str = "auto"
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        # One value, one spelling: ``--noise 20`` (float) and ``noise: 20`` in YAML (int) must
+        # give the same run id, and "1e-3" (a string to YAML 1.1) is still a learning rate.
+        for name, kind in _NUMERIC_FIELDS.items():
+            value = getattr(self, name)
+            if value is None or (kind is int and isinstance(value, int) and not isinstance(value, bool)):
+                continue
+            try:
+                number = kind(float(value)) if kind is int else float(value)
+            except (TypeError, ValueError):
+                raise FerBenchError(f"{name} must be a number, got {value!r}") from None
+            if kind is int and float(value) != number:
+                raise FerBenchError(f"{name} must be a whole number, got {value!r}")
+            setattr(self, name, number)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
