@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from fer_bench.data import RAFDB_CLASSES, FERData, Split
 from fer_bench.errors import FerBenchError
+from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
 from fer_bench.registry import register_dataset
 
 GENERATOR_VERSION = 2
@@ -43,15 +44,6 @@ CLASS_VA = torch.tensor(
     [[0.2, 0.8], [-0.6, 0.7], [-0.7, 0.3], [0.8, 0.4], [-0.7, -0.4], [-0.6, 0.7], [0.0, 0.0]]
 )
 AU_NAMES = ["AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU26"]
-ASYMMETRIC_MAP = {
-    "surprise": "fear",
-    "fear": "surprise",
-    "disgust": "anger",
-    "happiness": "neutral",
-    "sadness": "neutral",
-    "anger": "disgust",
-    "neutral": "sadness",
-}
 
 
 def _cache_root() -> Path:
@@ -264,7 +256,7 @@ def synthetic(
         train=splits["train"],
         test=splits["test"],
         au_names=list(AU_NAMES),
-        asymmetric_map=dict(ASYMMETRIC_MAP),
+        asymmetric_map=dict(DEFAULT_ASYMMETRIC_MAP),  # the common 7-class confusions
         meta={"generator": settings, "cache": str(path) if cache else None},
     )
 

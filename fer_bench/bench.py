@@ -19,17 +19,22 @@ import platform
 import resource
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported inside the functions: `fer-bench --help` stays fast
+    import torch
 
 
 def _sync(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _random_split(n: int, size: int, num_classes: int, gen: torch.Generator):
+    import torch
+
     from fer_bench.data import Split
 
     images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=gen)
@@ -39,6 +44,8 @@ def _random_split(n: int, size: int, num_classes: int, gen: torch.Generator):
 
 def measure_ceiling(trainer, steps: int, warmup: int) -> float:
     """Images per second of the bare model step (CE) on one ready batch."""
+    import torch
+
     from fer_bench.augment import eval_transform
 
     cfg, device = trainer.cfg, trainer.device
@@ -71,6 +78,8 @@ def measure_ceiling(trainer, steps: int, warmup: int) -> float:
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
     from fer_bench.config import RunConfig
     from fer_bench.data import RAFDB_CLASSES, FERData
     from fer_bench.results import hardware, package_versions
