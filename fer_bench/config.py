@@ -49,8 +49,15 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 
 _NUMERIC_FIELDS: dict[str, type] = {
-    "noise": float, "seed": int, "epochs": int, "batch_size": int, "lr": float,
-    "weight_decay": float, "momentum": float, "scheduler_gamma": float, "image_size": int,
+    "noise": float,
+    "seed": int,
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "weight_decay": float,
+    "momentum": float,
+    "scheduler_gamma": float,
+    "image_size": int,
     "val_fraction": float,
 }
 
@@ -92,7 +99,9 @@ class RunConfig:
         # give the same run id, and "1e-3" (a string to YAML 1.1) is still a learning rate.
         for name, kind in _NUMERIC_FIELDS.items():
             value = getattr(self, name)
-            if value is None or (kind is int and isinstance(value, int) and not isinstance(value, bool)):
+            if value is None or (
+                kind is int and isinstance(value, int) and not isinstance(value, bool)
+            ):
                 continue
             try:
                 number = kind(float(value)) if kind is int else float(value)
@@ -123,7 +132,11 @@ class RunConfig:
             )
         if self.noise_type == "file" and not self.noise_file:
             raise FerBenchError("--noise-type file needs --noise-file PATH")
-        for name in ("epochs", "batch_size", "image_size"):
+        if self.batch_size is not None and self.batch_size < 2:
+            raise FerBenchError(
+                f"--batch-size must be >= 2 (batch norm and the rank losses compare samples), got {self.batch_size}"
+            )
+        for name in ("epochs", "image_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise FerBenchError(f"--{name.replace('_', '-')} must be >= 1, got {value}")

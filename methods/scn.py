@@ -46,6 +46,8 @@ def rank_regularization(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RR-loss and a mask of the low-importance group, for one batch of weights ``(B,)``."""
     n = weights.shape[0]
+    if n < 2:  # no ranking in a batch of one
+        return weights.sum() * 0, torch.zeros(n, dtype=torch.bool, device=weights.device)
     n_high = min(max(int(n * beta), 1), n - 1)
     order = torch.argsort(weights, descending=True)
     ranked = weights[order]
