@@ -38,9 +38,21 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+_NORMALIZE_CACHE: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _mean_std(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Made once per device: building them per step would copy from the host and sync."""
+    key = (device, dtype)
+    if key not in _NORMALIZE_CACHE:
+        mean = torch.tensor(IMAGENET_MEAN, dtype=dtype).view(1, 3, 1, 1).to(device)
+        std = torch.tensor(IMAGENET_STD, dtype=dtype).view(1, 3, 1, 1).to(device)
+        _NORMALIZE_CACHE[key] = (mean, std)
+    return _NORMALIZE_CACHE[key]
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    mean, std = _mean_std(x.device, x.dtype)
     return (x - mean) / std
 
 

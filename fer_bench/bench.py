@@ -77,15 +77,37 @@ def measure_ceiling(trainer, steps: int, warmup: int) -> float:
     return steps * cfg.batch_size / (time.perf_counter() - start)
 
 
+def _relabel_from_start(method: str) -> dict[str, Any]:
+    """Relabeling is part of the timed step for methods that have it."""
+    from fer_bench.method import method_options
+    from fer_bench.registry import METHODS
+
+    return {"relabel_epoch": 1} if "relabel_epoch" in method_options(METHODS.get(method)) else {}
+
+
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from fer_bench.config import RunConfig
     from fer_bench.data import RAFDB_CLASSES, FERData
+    from fer_bench.errors import FerBenchError
     from fer_bench.results import hardware, package_versions
     from fer_bench.runner import build_method, resolve_config
     from fer_bench.trainer import TrainData, Trainer, pick_device
 
+    for name in (
+        "steps",
+        "warmup",
+        "num_train",
+        "num_test",
+        "batch_size",
+        "image_size",
+        "stored_size",
+    ):
+        if getattr(args, name) < 1:
+            raise FerBenchError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.num_train < args.batch_size:
+        raise FerBenchError("--num-train must be at least --batch-size")
     device = pick_device(args.device)
     cfg = resolve_config(
         RunConfig(
@@ -99,7 +121,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             progress=False,
             precision=args.precision,
             epochs=1000,
-            method_options={"relabel_epoch": 1},
+            method_options=_relabel_from_start(args.method),
         )
     )
     gen = torch.Generator().manual_seed(0)

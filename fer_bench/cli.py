@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FerBenchError as exc:
         print(f"fer-bench: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"fer-bench: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("fer-bench: interrupted", file=sys.stderr)
         return 130

@@ -34,6 +34,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="symmetric (SCN protocol), asymmetric (fixed confusions), file, real [symmetric]",
     )
     p.add_argument("--noise-file", help="noisy label list in RAF-DB format, for --noise-type file")
+    p.add_argument(
+        "--noise-file-base",
+        type=int,
+        default=1,
+        choices=(0, 1),
+        help="first label number in the noise file: 1 for RAF-DB's list format, 0 for SCN's files [1]",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for noise, split, init and order [0]")
     p.add_argument(
         "--epochs", type=int, help=f"training epochs [method/dataset default, else {d['epochs']}]"
@@ -117,6 +124,7 @@ def config_from_args(args: argparse.Namespace):
             "noise",
             "noise_type",
             "noise_file",
+            "noise_file_base",
             "seed",
             "epochs",
             "batch_size",

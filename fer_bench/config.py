@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -59,7 +60,9 @@ _NUMERIC_FIELDS: dict[str, type] = {
     "scheduler_gamma": float,
     "image_size": int,
     "val_fraction": float,
+    "noise_file_base": int,
 }
+_REQUIRED = ("noise", "seed", "noise_file_base")
 
 
 @dataclass
@@ -69,6 +72,7 @@ class RunConfig:
     noise: float = 0.0
     noise_type: str = "symmetric"
     noise_file: str | None = None
+    noise_file_base: int = 1
     seed: int = 0
     epochs: int | None = None
     batch_size: int | None = None
@@ -97,6 +101,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         # One value, one spelling: ``--noise 20`` (float) and ``noise: 20`` in YAML (int) must
         # give the same run id, and "1e-3" (a string to YAML 1.1) is still a learning rate.
+        for name in _REQUIRED:
+            if getattr(self, name) is None:
+                raise FerBenchError(f"{name} needs a value")
         for name, kind in _NUMERIC_FIELDS.items():
             value = getattr(self, name)
             if value is None or (
@@ -105,8 +112,10 @@ class RunConfig:
                 continue
             try:
                 number = kind(float(value)) if kind is int else float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise FerBenchError(f"{name} must be a number, got {value!r}") from None
+            if kind is float and not math.isfinite(number):
+                raise FerBenchError(f"{name} must be finite, got {value!r}")
             if kind is int and float(value) != number:
                 raise FerBenchError(f"{name} must be a whole number, got {value!r}")
             setattr(self, name, number)
@@ -132,6 +141,8 @@ class RunConfig:
             )
         if self.noise_type == "file" and not self.noise_file:
             raise FerBenchError("--noise-type file needs --noise-file PATH")
+        if self.noise_file_base not in (0, 1):
+            raise FerBenchError(f"--noise-file-base is 0 or 1, got {self.noise_file_base}")
         if self.batch_size is not None and self.batch_size < 2:
             raise FerBenchError(
                 f"--batch-size must be >= 2 (batch norm and the rank losses compare samples), got {self.batch_size}"
@@ -182,6 +193,12 @@ class RunConfig:
         ident = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
         if self.noise_type == "file" and self.noise_file:
             ident["noise_file_sha1"] = file_sha1(self.noise_file)
+        else:
+            ident.pop("noise_file_base")
+        if self.pretrained:
+            # The weights, not their path, define the run: new weights at an old path are a
+            # new run, the same weights on another mount are the same run.
+            ident["pretrained"] = file_sha1(self.pretrained)
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         noise = f"{self.noise:g}".replace(".", "p")
         return (
@@ -191,8 +208,11 @@ class RunConfig:
 
 def file_sha1(path: str) -> str:
     try:
+        digest = hashlib.sha1()
         with open(path, "rb") as f:
-            return hashlib.sha1(f.read()).hexdigest()
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()
     except OSError as exc:
         raise FerBenchError(f"cannot read {path}: {exc.strerror}") from None
 

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-
 #: SCN's official training recipe (kaiwang960112/Self-Cure-Network, src/train.py): batch 64, Adam at
 #: PyTorch's default lr 1e-3 (train.py never passes its --lr to Adam), weight decay 1e-4,
 #: ExponentialLR gamma 0.9 per epoch, 70 epochs, flip-or-Gaussian-noise and RandomErasing. CE and

@@ -48,25 +48,32 @@ def noise_seed(dataset: str, noise_type: str, rate_percent: float, seed: int) ->
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") & ((1 << 63) - 1)
 
 
+def flip_count(rate_percent: float, n: int) -> int:
+    """round(rate * n) with halves rounded up, computed exactly (no float or banker's rounding)."""
+    from fractions import Fraction
+
+    return int(Fraction(str(rate_percent)) * n / 100 + Fraction(1, 2))
+
+
 def _per_class_flip_positions(
-    labels: torch.Tensor, num_classes: int, rate: float, gen: torch.Generator
+    labels: torch.Tensor, num_classes: int, rate_percent: float, gen: torch.Generator
 ) -> list[torch.Tensor]:
     positions = []
     for c in range(num_classes):
         members = torch.nonzero(labels == c, as_tuple=False).flatten()
-        k = int(round(rate * len(members)))
+        k = flip_count(rate_percent, len(members))
         order = torch.randperm(len(members), generator=gen)
         positions.append(members[order[:k]])
     return positions
 
 
 def symmetric_noise(
-    labels: torch.Tensor, num_classes: int, rate: float, gen: torch.Generator
+    labels: torch.Tensor, num_classes: int, rate_percent: float, gen: torch.Generator
 ) -> torch.Tensor:
-    if num_classes < 2 and rate > 0:
+    if num_classes < 2 and rate_percent > 0:
         raise FerBenchError("symmetric noise needs at least 2 classes")
     noisy = labels.clone()
-    for c, pos in enumerate(_per_class_flip_positions(labels, num_classes, rate, gen)):
+    for c, pos in enumerate(_per_class_flip_positions(labels, num_classes, rate_percent, gen)):
         # A uniform draw from the num_classes - 1 other classes: draw 0..C-2, skip over c.
         draw = torch.randint(0, num_classes - 1, (len(pos),), generator=gen)
         noisy[pos] = draw + (draw >= c).long()
@@ -76,14 +83,14 @@ def symmetric_noise(
 def asymmetric_noise(
     labels: torch.Tensor,
     class_names: list[str],
-    rate: float,
+    rate_percent: float,
     gen: torch.Generator,
     mapping: dict[str, str] | None,
 ) -> torch.Tensor:
     mapping = mapping or DEFAULT_ASYMMETRIC_MAP
     index = {name: i for i, name in enumerate(class_names)}
     noisy = labels.clone()
-    for c, pos in enumerate(_per_class_flip_positions(labels, len(class_names), rate, gen)):
+    for c, pos in enumerate(_per_class_flip_positions(labels, len(class_names), rate_percent, gen)):
         if len(pos) == 0:
             continue
         target = mapping.get(class_names[c])
@@ -96,8 +103,20 @@ def asymmetric_noise(
     return noisy
 
 
-def read_noise_file(path: str | Path, names: list[str] | None, num_classes: int) -> torch.Tensor:
-    """Labels from a RAF-DB-format list (``name label``, 1-based), in the split's name order."""
+def _sample_key(name: str) -> str:
+    """``/any/dir/train_00001_aligned.jpg`` and ``train_00001.jpg`` name the same sample."""
+    return Path(name).name.replace("_aligned", "")
+
+
+def read_noise_file(
+    path: str | Path, names: list[str] | None, num_classes: int, label_base: int = 1
+) -> torch.Tensor:
+    """Labels from a list of ``name label`` lines, in the split's name order.
+
+    RAF-DB's own list is 1-based (``train_00001.jpg 5``); SCN's published noise files
+    (``0.1noise_train.txt``) give full paths to ``*_aligned.jpg`` and 0-based labels
+    (``--noise-file-base 0``). Names match on the file name without ``_aligned``.
+    """
     if names is None:
         raise FerBenchError(
             "this dataset has no sample names, so a noise file cannot refer to them"
@@ -115,11 +134,13 @@ def read_noise_file(path: str | Path, names: list[str] | None, num_classes: int)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise FerBenchError(f"{path}:{lineno}: expected 'NAME LABEL', got '{line.strip()}'")
         label = int(parts[1])
-        if not 1 <= label <= num_classes:
-            raise FerBenchError(f"{path}:{lineno}: label {label} outside 1..{num_classes}")
-        given[parts[0]] = label - 1
-    wanted = {n for n in names}
-    missing = [n for n in names if n not in given]
+        if not label_base <= label < label_base + num_classes:
+            raise FerBenchError(
+                f"{path}:{lineno}: label {label} outside {label_base}..{label_base + num_classes - 1}"
+            )
+        given[_sample_key(parts[0])] = label - label_base
+    wanted = {_sample_key(n) for n in names}
+    missing = [n for n in names if _sample_key(n) not in given]
     if missing:
         raise FerBenchError(
             f"{path}: no label for {len(missing)} training image(s), e.g. '{missing[0]}'"
@@ -127,7 +148,7 @@ def read_noise_file(path: str | Path, names: list[str] | None, num_classes: int)
     extra = [n for n in given if n not in wanted]
     if extra:
         raise FerBenchError(f"{path}: names not in the training split, e.g. '{extra[0]}'")
-    return torch.tensor([given[n] for n in names], dtype=torch.long)
+    return torch.tensor([given[_sample_key(n)] for n in names], dtype=torch.long)
 
 
 def inject_noise(
@@ -140,6 +161,7 @@ def inject_noise(
     seed: int,
     names: list[str] | None = None,
     noise_file: str | None = None,
+    noise_file_base: int = 1,
     asymmetric_map: dict[str, str] | None = None,
     real_noisy_labels: torch.Tensor | None = None,
 ) -> NoisyLabels:
@@ -148,8 +170,8 @@ def inject_noise(
         raise FerBenchError(f"noise rate is a percentage in [0, 100), got {rate_percent:g}")
     clean = labels.to(torch.long).clone()
     gen = torch.Generator().manual_seed(noise_seed(dataset, noise_type, rate_percent, seed))
-    rate = rate_percent / 100.0
     num_classes = len(class_names)
+    rate = rate_percent
     if noise_type == "symmetric":
         noisy = symmetric_noise(clean, num_classes, rate, gen) if rate > 0 else clean.clone()
     elif noise_type == "asymmetric":
@@ -161,7 +183,7 @@ def inject_noise(
     elif noise_type == "file":
         if noise_file is None:
             raise FerBenchError("--noise-type file needs --noise-file PATH")
-        noisy = read_noise_file(noise_file, names, num_classes)
+        noisy = read_noise_file(noise_file, names, num_classes, noise_file_base)
     elif noise_type == "real":
         if real_noisy_labels is None:
             raise FerBenchError(

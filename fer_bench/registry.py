@@ -132,15 +132,24 @@ def import_submodules(package_name: str) -> None:
             importlib.import_module(f"{package_name}.{info.name}")
 
 
-def check_keywords(factory: Callable[..., Any], kwargs: dict[str, Any], what: str) -> None:
-    """Unknown options are an error that lists the known ones, never a TypeError traceback."""
+def check_keywords(
+    factory: Callable[..., Any], kwargs: dict[str, Any], what: str, internal: tuple[str, ...] = ()
+) -> None:
+    """Unknown options are an error that lists the known ones, never a TypeError traceback.
+
+    ``internal`` names arguments the caller passes itself: never user options.
+    """
     import inspect
 
     target = factory.__init__ if inspect.isclass(factory) else factory
     params = inspect.signature(target).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    known = [n for n, p in params.items() if n != "self" and p.kind is not p.VAR_POSITIONAL]
+    known = [
+        n
+        for n, p in params.items()
+        if n != "self" and n not in internal and p.kind is not p.VAR_POSITIONAL
+    ]
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
         raise FerBenchError(

@@ -213,6 +213,17 @@ def _noise_header(noise: float) -> str:
     return f"{noise:g}%"
 
 
+def _display_path(path: str) -> str:
+    """Relative to the working directory where possible: committed tables carry no machine paths."""
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 def leaderboard_markdown(
     cells: Any, papers: list[dict[str, Any]], diag: Any, select: str, results_dir: str
 ) -> str:
@@ -224,7 +235,7 @@ def leaderboard_markdown(
         "",
         f"Test accuracy (%) at the {what}: mean ± sample std over seeds (number of seeds). "
         "Best mean per column in bold. `failed`, `running` and `missing` count runs that gave no "
-        f"number. Records: `{results_dir}`. Generated {_now()}.",
+        f"number. Records: `{_display_path(results_dir)}`. Generated {_now()}.",
         "",
     ]
     footnotes: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = {}

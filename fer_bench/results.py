@@ -26,34 +26,48 @@ STATUSES = ("running", "done", "failed")
 _TRACKED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "facenet-pytorch", "fer-bench")
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over the target."""
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _write_atomic(path: str | Path, write: Any) -> None:
+    """Write to a temporary file beside the target, fsync it, rename it over the target, fsync
+    the directory: a reader sees the old file or the new one, never half of one, even after a
+    crash. Permissions follow the umask (mkstemp's 0600 would hide records on shared clusters)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=False, default=_json_default)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    try:
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    text = json.dumps(data, indent=1, default=_json_default) + "\n"
+    _write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def save_torch_atomic(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def _json_default(obj: Any) -> Any:

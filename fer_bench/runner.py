@@ -22,7 +22,7 @@ from fer_bench.data import FERData, Split
 from fer_bench.errors import FerBenchError
 from fer_bench.method import DataInfo, Method
 from fer_bench.noise import NoisyLabels, inject_noise
-from fer_bench.registry import DATASETS, METHODS, dataset_run_defaults
+from fer_bench.registry import DATASETS, METHODS, check_keywords, dataset_run_defaults
 from fer_bench.results import (
     CHECKPOINT_NAME,
     RECORD_NAME,
@@ -46,6 +46,18 @@ def resolve_config(config: RunConfig) -> RunConfig:
     config.validate()
     method_cls = METHODS.get(config.method)
     defaults = dataset_run_defaults(config.dataset)
+    check_keywords(
+        method_cls,
+        config.method_options,
+        f"method '{config.method}'",
+        internal=("backbone", "num_features", "info"),
+    )
+    check_keywords(
+        DATASETS.get(config.dataset),
+        config.dataset_options,
+        f"dataset '{config.dataset}'",
+        internal=("root",),
+    )
     resolved = config.resolved(getattr(method_cls, "recipe", {}), defaults)
     from fer_bench.augment import AUGMENTS
 
@@ -77,6 +89,7 @@ def prepare_data(cfg: RunConfig, data: FERData) -> tuple[TrainData, NoisyLabels,
         seed=cfg.seed,
         names=data.train.names,
         noise_file=cfg.noise_file,
+        noise_file_base=cfg.noise_file_base,
         asymmetric_map=data.asymmetric_map,
         real_noisy_labels=data.train.real_noisy_labels,
     )

@@ -28,6 +28,10 @@ from fer_bench.results import save_torch_atomic
 
 
 def pick_device(name: str) -> torch.device:
+    if name not in ("auto", "cpu", "cuda") and not (
+        name.startswith("cuda:") and name[5:].isdigit()
+    ):
+        raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -150,6 +154,9 @@ class Trainer:
             steps = min(steps, max_steps)
         loss_sum = torch.zeros((), device=self.device)
         log_sums: dict[str, torch.Tensor] = {}
+        # This epoch's values only: samples not drawn this epoch drop out of the AUCs.
+        self.weights_buf.fill_(float("nan"))
+        self.given_prob_buf.fill_(float("nan"))
         start = time.perf_counter()
         progress = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         for step in range(steps):
@@ -261,6 +268,7 @@ class Trainer:
             "order_gen": self.order_gen.get_state(),
             "aug_gen": self.aug_gen.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "device_type": self.device.type,
         }
         if self.cuda:
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
@@ -280,6 +288,13 @@ class Trainer:
             raise FerBenchError(
                 f"checkpoint {path} is unreadable ({exc}); delete it to restart"
             ) from None
+        saved_on = state.get("device_type", "cpu")
+        if saved_on != self.device.type:
+            # The augmentation generator lives on the device, and its state does not carry over.
+            raise FerBenchError(
+                f"checkpoint {path} was written on {saved_on}; resume it with --device "
+                f"{saved_on}, or delete it to restart on {self.device.type}"
+            )
         _load_unwrapped_state(self.method, state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -268,7 +268,9 @@ class MultiTaskAssistedCorrection(Method):
             va = masked_mse(torch.tanh(self.va_head(feats).float()), batch.valence_arousal.float())
             loss = loss + self.va_weight * va
             logs["va"] = va.detach()
-        with torch.no_grad():
+        # Prototype similarities in fp32: under bf16 autocast they would carry ~3 digits against
+        # a relabel margin of 0.1.
+        with torch.no_grad(), torch.autocast(feats.device.type, enabled=False):
             agrees = logits.argmax(1) == batch.labels
             self._update_prototypes(feats, batch.labels, solid & agrees)
             if self.relabel_enabled and not warm and batch.epoch + 1 >= self.relabel_epoch:

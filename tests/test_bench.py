@@ -6,6 +6,51 @@ import torch
 from fer_bench.cli import main
 
 
+@pytest.mark.parametrize("method", ["ce", "scn"])
+def test_bench_runs_methods_without_relabeling_too(tmp_path, method):
+    assert (
+        main(
+            [
+                "bench",
+                "--method",
+                method,
+                "--backbone",
+                "test_resnet",
+                "--image-size",
+                "32",
+                "--batch-size",
+                "8",
+                "--num-train",
+                "16",
+                "--num-test",
+                "8",
+                "--stored-size",
+                "24",
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--device",
+                "cpu",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+
+def test_bench_bad_settings_are_one_line(capsys):
+    assert main(["bench", "--steps", "0"]) == 2
+    assert main(["bench", "--device", "foo"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "fer-bench: error: --steps must be >= 1",
+        "fer-bench: error: --device must be auto, cpu, cuda or cuda:N, got 'foo'",
+    ]
+
+
 def test_bench_measures_ceiling_end_to_end_and_eval_on_cpu(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = main(

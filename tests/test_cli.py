@@ -143,3 +143,18 @@ def test_corrupt_pretrained_file_is_a_one_line_error(tmp_path, capsys):
     # The run had started, so it is recorded as failed, not dropped.
     record = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
     assert record["status"] == "failed" and "not a loadable weights file" in record["error"]
+
+
+def test_option_typos_leave_no_failed_run_behind(tmp_path, capsys):
+    assert main(["run", "-M", "relabel_epok=3", "--output-dir", str(tmp_path), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "relabel_epok" in err and "info" not in err.split("known:")[1]
+    assert not list(tmp_path.iterdir())
+
+
+def test_unwritable_output_dir_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["run", "--output-dir", str(blocker / "runs"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fer-bench: error: ") and err.count("\n") == 1

@@ -28,3 +28,12 @@ def test_non_numbers_are_clear_errors(field, value):
 def test_unknown_keys_are_named():
     with pytest.raises(FerBenchError, match="unknown run option.*epochz"):
         RunConfig.from_dict({"epochz": 3})
+
+
+def test_pretrained_weights_enter_the_run_id_by_content(tmp_path):
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    a.write_bytes(b"weights-1")
+    b.write_bytes(b"weights-1")
+    assert RunConfig(pretrained=str(a)).run_id() == RunConfig(pretrained=str(b)).run_id()
+    b.write_bytes(b"weights-2")
+    assert RunConfig(pretrained=str(a)).run_id() != RunConfig(pretrained=str(b)).run_id()

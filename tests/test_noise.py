@@ -25,7 +25,7 @@ def test_symmetric_flips_exact_per_class_counts_to_other_classes(rate):
     out = noisy(rate)
     for c, n in enumerate(COUNTS):
         members = LABELS == c
-        assert int(out.flipped[members].sum()) == round(rate / 100 * n)
+        assert int(out.flipped[members].sum()) == (rate * n * 2 + 100) // 200  # half up
     assert torch.equal(out.clean, LABELS)
     assert torch.equal(out.flipped, out.labels != LABELS)
     assert not (out.labels[out.flipped] == LABELS[out.flipped]).any()
@@ -55,6 +55,15 @@ def test_symmetric_targets_are_spread_over_all_other_classes():
     assert torch.allclose(share, torch.full((6,), 1 / 6), atol=0.01)
 
 
+def test_flip_counts_round_halves_up_exactly():
+    from fer_bench.noise import flip_count
+
+    assert flip_count(30, 355) == 107  # 106.5: Python's round() would give 106
+    assert flip_count(10, 425) == 43  # 42.5
+    assert flip_count(30, 410) == 123  # 0.3 * 410 = 123.00000000000001 in floats
+    assert flip_count(33.3, 1000) == 333 and flip_count(0, 999) == 0
+
+
 def test_same_key_same_labels_different_seed_different_labels():
     assert torch.equal(noisy(20, seed=3).labels, noisy(20, seed=3).labels)
     assert not torch.equal(noisy(20, seed=3).labels, noisy(20, seed=4).labels)
@@ -78,7 +87,7 @@ def test_asymmetric_follows_the_map_with_exact_counts():
     for c, n in enumerate(COUNTS):
         members = LABELS == c
         flipped = out.labels[members & out.flipped]
-        assert len(flipped) == round(0.2 * n)
+        assert len(flipped) == (20 * n * 2 + 100) // 200
         target = RAFDB_CLASSES.index(DEFAULT_ASYMMETRIC_MAP[RAFDB_CLASSES[c]])
         assert (flipped == target).all()
 
@@ -106,6 +115,18 @@ def test_noise_file_in_rafdb_list_format(tmp_path):
     )
     assert out.labels.tolist() == [6, 0, 3]
     assert out.flipped.tolist() == [False, False, True]
+
+
+def test_scn_published_noise_files_full_paths_and_zero_based(tmp_path):
+    """SCN's 0.1noise_train.txt: absolute paths to *_aligned.jpg and labels 0..6."""
+    f = tmp_path / "0.1noise_train.txt"
+    f.write_text(
+        "/home/x/aligned/train_00001_aligned.jpg 4\n/home/x/aligned/train_00002_aligned.jpg 0\n"
+    )
+    names = ["train_00001.jpg", "train_00002.jpg"]
+    assert read_noise_file(f, names, 7, label_base=0).tolist() == [4, 0]
+    with pytest.raises(FerBenchError, match="label 0 outside 1..7"):
+        read_noise_file(f, names, 7)  # read as 1-based, the 0 gives it away
 
 
 def test_noise_file_errors_name_file_and_line(tmp_path):

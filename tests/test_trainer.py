@@ -147,3 +147,15 @@ def test_cuda_device_without_cuda_is_a_clear_error():
 def test_gpu_fast_path_trains(tiny_run_config):
     record = run_experiment(tiny_run_config(method="scn", device="cuda", epochs=2))
     assert record["status"] == "done" and record["hardware"]["gpu"]
+
+
+def test_checkpoint_from_another_device_type_is_a_clear_error(tiny_run_config, tmp_path):
+    cfg = tiny_run_config(method="ce", epochs=1)
+    ckpt = tmp_path / "ckpt.pt"
+    trainer = _trainer(cfg, ckpt)
+    trainer.fit()
+    state = torch.load(ckpt, weights_only=True)
+    state["device_type"] = "cuda"
+    torch.save(state, ckpt)
+    with pytest.raises(FerBenchError, match="written on cuda; resume it with --device cuda"):
+        _trainer(cfg, ckpt).load_checkpoint()
