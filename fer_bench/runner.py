@@ -98,34 +98,38 @@ def prepare_data(cfg: RunConfig, data: FERData) -> tuple[TrainData, NoisyLabels,
         train, val, clean, val_source = train_all, data.val, noisy.clean, "dataset"
     else:
         if cfg.val_fraction <= 0:
-            raise FerBenchError(
-                f"dataset '{cfg.dataset}' has no validation split; use --val-fraction > 0"
-            )
+            # The papers' protocol: the whole training set, no model selection.
+            return _finish(cfg, data, train_all, None, noisy.clean, "none", noisy)
         keep, held = _holdout(len(train_all), cfg.val_fraction, f"{cfg.dataset}|val|{cfg.seed}")
         if len(held) == 0 or len(keep) == 0:
             raise FerBenchError("training set too small to hold out a validation split")
         train, val, clean = train_all.subset(keep), train_all.subset(held), noisy.clean[keep]
         val_source = f"held-out {cfg.val_fraction:g} of the noisy training set"
+    return _finish(cfg, data, train, val, clean, val_source, noisy)
+
+
+def _finish(
+    cfg: RunConfig,
+    data: FERData,
+    train: Split,
+    val: Split | None,
+    clean: torch.Tensor,
+    val_source: str,
+    noisy: NoisyLabels,
+) -> tuple[TrainData, NoisyLabels, dict[str, Any]]:
     info = {
         "num_train": len(train),
-        "num_val": len(val),
+        "num_val": 0 if val is None else len(val),
         "num_test": len(data.test),
         "class_names": data.class_names,
         "val_source": val_source,
         "image_shape": list(data.train.images.shape[1:]),
         "meta": data.meta,
     }
-    return (
-        TrainData(
-            train=train,
-            val=val,
-            test=data.test,
-            clean_train_labels=clean,
-            num_classes=data.num_classes,
-        ),
-        noisy,
-        info,
+    train_data = TrainData(
+        train=train, val=val, test=data.test, clean_train_labels=clean, num_classes=data.num_classes
     )
+    return train_data, noisy, info
 
 
 def build_method(cfg: RunConfig, data: FERData, train: Split, device: torch.device) -> Method:
@@ -148,12 +152,17 @@ def build_method(cfg: RunConfig, data: FERData, train: Split, device: torch.devi
 
 def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     last = history[-1]
-    best = max(history, key=lambda e: (e["val"]["accuracy"], e["epoch"]))
+    if history[-1]["val"] is None:  # no validation split: nothing to select with
+        best = last
+    else:
+        best = max(history, key=lambda e: (e["val"]["accuracy"], e["epoch"]))
     pick = ("epoch", "val", "test")
     return {
         "last": {k: last[k] for k in pick},
         "selected": {k: best[k] for k in pick},
-        "selection": "highest validation accuracy (latest epoch on ties)",
+        "selection": "highest validation accuracy (latest epoch on ties)"
+        if history[-1]["val"] is not None
+        else "none: no validation split (--val-fraction 0), the last epoch",
     }
 
 

@@ -44,7 +44,7 @@ class TrainData:
     """Splits as the trainer uses them; train labels are the (noisy) given labels."""
 
     train: Split
-    val: Split
+    val: Split | None  # None with --val-fraction 0 on a dataset without its own
     test: Split
     clean_train_labels: torch.Tensor
     num_classes: int
@@ -328,7 +328,7 @@ class Trainer:
                 "epoch": epoch + 1,
                 "lr": lr,
                 "train": train,
-                "val": self.evaluate(self.data.val),
+                "val": None if self.data.val is None else self.evaluate(self.data.val),
                 "test": self.evaluate(self.data.test),
                 "diagnostics": self.diagnostics(),
             }
@@ -367,7 +367,8 @@ def _epoch_line(entry: dict[str, Any], epochs: int) -> None:
 
     print(
         f"epoch {entry['epoch']}/{epochs}  loss {entry['train']['loss']:.3f}  "
-        f"val {entry['val']['accuracy']:.1f}  test {entry['test']['accuracy']:.1f}  "
+        f"val {entry['val']['accuracy'] if entry['val'] else float('nan'):.1f}  "
+        f"test {entry['test']['accuracy']:.1f}  "
         f"({entry['train']['seconds']:.1f}s)",
         file=sys.stderr,
     )

@@ -159,3 +159,10 @@ def test_checkpoint_from_another_device_type_is_a_clear_error(tiny_run_config, t
     torch.save(state, ckpt)
     with pytest.raises(FerBenchError, match="written on cuda; resume it with --device cuda"):
         _trainer(cfg, ckpt).load_checkpoint()
+
+
+def test_val_fraction_zero_trains_on_the_whole_training_set(tiny_run_config):
+    record = run_experiment(tiny_run_config(method="scn", epochs=2, val_fraction=0))
+    assert record["dataset"]["num_train"] == 240 and record["dataset"]["num_val"] == 0
+    assert record["final"]["selected"]["epoch"] == 2
+    assert record["final"]["selection"].startswith("none")
