@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from fer_bench.cache import cache_root
 from fer_bench.data import RAFDB_CLASSES, FERData, Split
 from fer_bench.errors import FerBenchError
 from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
@@ -44,10 +44,6 @@ CLASS_VA = torch.tensor(
     [[0.2, 0.8], [-0.6, 0.7], [-0.7, 0.3], [0.8, 0.4], [-0.7, -0.4], [-0.6, 0.7], [0.0, 0.0]]
 )
 AU_NAMES = ["AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU26"]
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("FER_BENCH_CACHE", Path.home() / ".cache" / "fer-bench"))
 
 
 def _soft(signed: torch.Tensor, sharpness: float) -> torch.Tensor:
@@ -241,7 +237,7 @@ def synthetic(
         variation=variation,
     )
     key = hashlib.sha1(repr(sorted(settings.items())).encode()).hexdigest()[:16]
-    path = _cache_root() / "synthetic" / f"{key}.pt"
+    path = cache_root() / "synthetic" / f"{key}.pt"
     splits = _load_cached(path) if cache else None
     if splits is None:
         # Train and test come from disjoint seeds of the same generator.

@@ -8,6 +8,7 @@ In one process it measures, after warm-up (compile included when asked):
     optimizer, bookkeeping buffers;
   * evaluation — batched inference over a held-out split;
   * peak memory (GPU memory on CUDA, process RSS on CPU).
+Each rate is the median of `--repeats` interleaved measurements.
 The data is random uint8 images of RAF-DB's shape (12,271 train / 3,068 test, 100x100 by
 default): content does not change the arithmetic, and no dataset can be shipped.
 """
@@ -15,8 +16,10 @@ default): content does not change the arithmetic, and no dataset can be shipped.
 from __future__ import annotations
 
 import argparse
-import platform
+import os
+import re
 import resource
+import statistics
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,13 +94,14 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     from fer_bench.config import RunConfig
     from fer_bench.data import RAFDB_CLASSES, FERData
     from fer_bench.errors import FerBenchError
-    from fer_bench.results import hardware, package_versions
+    from fer_bench.results import cpu_name, hardware, package_versions
     from fer_bench.runner import build_method, resolve_config
     from fer_bench.trainer import TrainData, Trainer, pick_device
 
     for name in (
         "steps",
         "warmup",
+        "repeats",
         "num_train",
         "num_test",
         "batch_size",
@@ -137,17 +141,22 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    ceiling = measure_ceiling(trainer, args.steps, args.warmup)
+    # Each figure is the median of ``repeats`` interleaved measurements, so a slow moment of a
+    # shared machine (CPU steal, another process) moves one sample, not the result.
+    samples: dict[str, list[float]] = {"model_only": [], "end_to_end": [], "eval": []}
     trainer.train_epoch(0, max_steps=args.warmup)  # warm-up: compile, autotune, allocator
-    _sync(device)
-    timed = trainer.train_epoch(1, max_steps=args.steps)
-    end_to_end = timed["images_per_s"]
-    trainer.predict_split(test, batch_size=args.eval_batch_size)  # warm-up
-    _sync(device)
-    start = time.perf_counter()
     trainer.predict_split(test, batch_size=args.eval_batch_size)
-    _sync(device)
-    eval_rate = len(test) / (time.perf_counter() - start)
+    for repeat in range(args.repeats):
+        samples["model_only"].append(measure_ceiling(trainer, args.steps, args.warmup))
+        _sync(device)
+        timed = trainer.train_epoch(1 + repeat, max_steps=args.steps)
+        samples["end_to_end"].append(timed["images_per_s"])
+        _sync(device)
+        start = time.perf_counter()
+        trainer.predict_split(test, batch_size=args.eval_batch_size)
+        _sync(device)
+        samples["eval"].append(len(test) / (time.perf_counter() - start))
+    ceiling, end_to_end, eval_rate = (statistics.median(v) for v in samples.values())
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**30
         peak_kind = "GPU memory allocated"
@@ -168,17 +177,19 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "stored_size": args.stored_size,
         "steps": args.steps,
         "warmup": args.warmup,
+        "repeats": args.repeats,
         "model_only_img_s": round(ceiling, 1),
         "end_to_end_img_s": round(end_to_end, 1),
         "end_to_end_vs_ceiling": round(end_to_end / ceiling, 4),
         "eval_img_s": round(eval_rate, 1),
         "est_epoch_s": round(epoch_s, 2),
         "est_70_epochs_with_eval_s": round(70 * (epoch_s + len(test) / eval_rate), 1),
+        "samples_img_s": {k: [round(x, 1) for x in v] for k, v in samples.items()},
         "peak_memory_gib": round(peak, 3),
         "peak_memory_kind": peak_kind,
         "device_name": torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        else f"{cpu_name()} ({os.cpu_count()} cores)",
         "hardware": hardware(device),
         "versions": package_versions(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -187,7 +198,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this measurement."""
-    parts = ["fer-bench bench"]
+    parts = ["fer-bench bench", f"--device {args.device}"]
     for name in (
         "method",
         "backbone",
@@ -199,6 +210,7 @@ def command_line(args: argparse.Namespace) -> str:
         "stored_size",
         "steps",
         "warmup",
+        "repeats",
     ):
         parts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
     if args.compile:
@@ -234,9 +246,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         if out.suffix != ".json":
-            slug = "".join(
-                ch if ch.isalnum() else "-" for ch in record["device_name"].lower()
-            ).strip("-")
+            slug = re.sub(r"[^a-z0-9]+", "-", record["device_name"].lower()).strip("-")
             out = (
                 out
                 / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}{'-compiled' if record['compile'] else ''}.json"
@@ -266,6 +276,9 @@ def register_cli(sub) -> None:
     p.add_argument("--stored-size", type=int, default=100, help="stored image size [100]")
     p.add_argument("--steps", type=int, default=20, help="timed steps [20]")
     p.add_argument("--warmup", type=int, default=5, help="warm-up steps [5]")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="interleaved measurements; medians reported [3]"
+    )
     p.add_argument("--eval-batch-size", type=int, default=1024, help="evaluation batch [1024]")
     p.add_argument("--out", default="results/bench", help="JSON file or directory [results/bench]")
     p.set_defaults(func=cmd_bench)

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shlex
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,6 +169,10 @@ class RealDataset:
         self.align_choices = align_choices
         self.default_align = default_align or (lambda _options: align_choices[0])
         self.__qualname__ = f"RealDataset[{name}]"
+        # ``fer-bench list`` shows the first docstring line: the dataset's own module says what it is.
+        module_doc = getattr(sys.modules.get(reader.__module__), "__doc__", None)
+        if module_doc:
+            self.__doc__ = module_doc
 
     def known_options(self) -> dict[str, Any]:
         known = {k: o.default for k, o in self.options.items()}

@@ -23,7 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own usage errors: one line, exit 2
-        raise FerBenchError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("fer-bench").strip()  # "run", or "" for the top level
+        raise FerBenchError(f"{command}: {message}" if command else message)
 
 
 def build_parser() -> argparse.ArgumentParser:

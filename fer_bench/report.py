@@ -52,7 +52,16 @@ def load_runs(results_dir: str | Path, select: str = "last") -> Any:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = exc.__class__.__name__ if not str(exc) else str(exc).splitlines()[0]
             warn(f"skipping unreadable record {path}: {reason}")
-    columns = ["run_id", *KEYS, "seed", "status", "error", "accuracy", *(k for k, _ in DIAGNOSTICS)]
+    columns = [
+        "run_id",
+        *KEYS,
+        "seed",
+        "status",
+        "error",
+        "accuracy",
+        *(k for k, _ in DIAGNOSTICS),
+        "variant",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -72,6 +81,7 @@ def record_row(record: dict[str, Any], select: str, fallback_id: str) -> dict[st
         "status": status,
         "error": record.get("error"),
         "accuracy": math.nan,
+        "variant": variant_of(config),
     }
     for key, _ in DIAGNOSTICS:
         row[key] = math.nan
@@ -83,6 +93,58 @@ def record_row(record: dict[str, Any], select: str, fallback_id: str) -> dict[st
         relabel = diag.get("relabel") or {}
         row["relabel_precision"] = _num(relabel.get("precision"))
     return row
+
+
+def variant_of(config: dict[str, Any]) -> str:
+    """The settings besides the leaderboard keys and the seed, as ``key=value`` text (JSON).
+
+    Runs that differ in these (an ablation's method options, another backbone or epoch count)
+    are different entries; seeds are the only thing a cell averages over.
+    """
+    from fer_bench.config import EXECUTION_FIELDS
+
+    skip = {*KEYS, "seed", *EXECUTION_FIELDS}
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        if key in skip:
+            continue
+        if isinstance(value, dict):
+            flat.update({k: json.dumps(v) for k, v in value.items()})
+        else:
+            flat[key] = json.dumps(value)
+    return json.dumps(flat, sort_keys=True)
+
+
+def label_variants(*frames: Any) -> None:
+    """Name each run's entry: its method, plus the settings that set it apart from the runs of
+    the same method on the same dataset and noise type, e.g. ``mtac[au_weight=0, va_weight=0]``.
+    Settings every such run shares are left out, so a plain sweep keeps plain method names.
+    A run in several frames takes its settings from the first."""
+    import pandas as pd
+
+    frames = tuple(f for f in frames if f is not None and len(f))
+    if not frames:
+        return
+    both = pd.concat([f[["run_id", "dataset", "noise_type", "method", "variant"]] for f in frames])
+    labels: dict[str, str] = {}
+    for _, group in both.drop_duplicates("run_id").groupby(["dataset", "noise_type", "method"]):
+        variants = {
+            rid: json.loads(v) for rid, v in zip(group["run_id"], group["variant"], strict=True)
+        }
+        keys = sorted({k for v in variants.values() for k in v})
+        varying = [k for k in keys if len({v.get(k) for v in variants.values()}) > 1]
+        for (rid, variant), method in zip(variants.items(), group["method"], strict=True):
+            shown = [f"{k}={_plain(variant[k])}" for k in varying if k in variant]
+            labels[rid] = f"{method}[{', '.join(shown)}]" if shown else method
+    for frame in frames:
+        frame["method"] = frame["run_id"].map(labels)
+
+
+def _plain(text: str) -> str:
+    value = json.loads(text)
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
 
 
 def _num(value: Any) -> float:
@@ -109,8 +171,9 @@ def expected_runs(sweep_file: str | Path) -> Any:
             "method": cfg.method,
             "noise": float(cfg.noise),
             "seed": cfg.seed,
+            "variant": variant_of(cfg.to_dict()),
         }
-    return pd.DataFrame(list(rows.values()), columns=["run_id", *KEYS, "seed"])
+    return pd.DataFrame(list(rows.values()), columns=["run_id", *KEYS, "seed", "variant"])
 
 
 def load_paper_numbers(path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -172,7 +235,7 @@ def aggregate(runs: Any, expected: Any | None = None) -> Any:
 def _method_order(col: Any) -> Any:
     """Sort the cross-entropy baseline first, the rest alphabetically."""
     if col.name == "method":
-        return col.map(lambda m: (m != "ce", m))
+        return col.map(lambda m: (m.split("[")[0] != "ce", m))
     return col
 
 
@@ -416,12 +479,8 @@ def build_report(
         runs = runs[runs["run_id"].isin(expected["run_id"])]
     if runs.empty and (expected is None or expected.empty):
         raise FerBenchError(f"no run records under {results_dir}")
-    dupes = runs[runs["status"] == "done"].duplicated([*KEYS, "seed"], keep=False)
-    if dupes.any():
-        warn(
-            f"{int(dupes.sum())} finished runs share dataset/method/noise/seed with another "
-            "(different settings?); each counts in its cell"
-        )
+    runs = runs.copy()
+    label_variants(expected, runs)  # a sweep's own configs name its runs
 
     cells = aggregate(runs, expected)
     papers = load_paper_numbers(paper_numbers)

@@ -90,7 +90,15 @@ def test_bench_measures_ceiling_end_to_end_and_eval_on_cpu(tmp_path, capsys):
         record["end_to_end_img_s"] / record["model_only_img_s"], rel=1e-2
     )
     assert record["hardware"]["device"] == "cpu" and record["versions"]["torch"]
-    assert record["command"].startswith("fer-bench bench --method mtac")
+    assert record["command"].startswith("fer-bench bench --device cpu --method mtac")
+    assert "--repeats 3" in record["command"]
+    for key, figure in (
+        ("model_only", "model_only_img_s"),
+        ("end_to_end", "end_to_end_img_s"),
+        ("eval", "eval_img_s"),
+    ):  # each figure is the median of its three interleaved samples
+        assert len(record["samples_img_s"][key]) == 3
+        assert record[figure] == pytest.approx(sorted(record["samples_img_s"][key])[1], abs=0.1)
 
 
 @pytest.mark.gpu

@@ -60,6 +60,12 @@ def test_list_shows_methods_and_datasets(capsys):
     for name in ("ce", "scn", "mtac", "synthetic"):
         assert f"  {name}" in out
     assert "relabel_scope='low'" in out
+    # every dataset says what it is, not a shared class docstring
+    lines = {
+        line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and line.split()
+    }
+    assert "RAF-DB" in lines["rafdb"] and "AffectNet" in lines["affectnet"]
+    assert "FERPlus" in lines["ferplus"] and "Aff-Wild2" in lines["affwild2"]
 
 
 @pytest.mark.parametrize(
@@ -77,6 +83,7 @@ def test_list_shows_methods_and_datasets(capsys):
         (["run", "--backbone", "resnet_nope"], "unknown timm backbone 'resnet_nope'"),
         (["run", "--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["status", "extra"], "error: unrecognized arguments: extra"),  # no "fer-bench:" twice
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys, tmp_path):

@@ -38,8 +38,10 @@ def write_run(
     noise_type: str = "symmetric",
     diagnostics: dict | None = None,
     error: str | None = None,
+    extra_config: dict | None = None,
+    run_id: str | None = None,
 ) -> str:
-    run_id = f"{dataset}-{method}-{noise_type[:3]}{noise:g}-s{seed}"
+    run_id = run_id or f"{dataset}-{method}-{noise_type[:3]}{noise:g}-s{seed}"
     record = {
         "schema": 1,
         "run_id": run_id,
@@ -52,6 +54,7 @@ def write_run(
             "noise_type": noise_type,
             "seed": seed,
             "epochs": 4,
+            **(extra_config or {}),
         },
         "history": [],
     }
@@ -119,6 +122,33 @@ def test_aggregation_best_marking_and_gaps(results, tmp_path):
     assert header.split("|")[2].strip() == "0%" and header.split("|")[3].strip() == "20%"
     rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")]
     assert rows[1:4] == ["ce", "mtac", "scn"]  # the baseline first
+
+
+def test_runs_that_differ_beyond_the_seed_are_separate_entries(tmp_path):
+    """An ablation (other method options) or another epoch count must never be averaged into
+    the plain method's cell; settings only the execution differs in must not split a cell."""
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        write_run(root, "mtac", 30, seed, 70.0 + seed, extra_config={"device": f"cuda:{seed}"})
+        write_run(
+            root,
+            "mtac",
+            30,
+            seed,
+            60.0 + seed,
+            run_id=f"abl-{seed}",
+            extra_config={"method_options": {"au_weight": 0, "relabel": False}},
+        )
+        write_run(root, "ce", 30, seed, 50.0, extra_config={"epochs": 8 + seed * 0})
+    write_run(root, "ce", 30, 0, 40.0, run_id="ce-short", extra_config={"epochs": 2})
+    content = build_report(root, tmp_path / "out", plots=False)
+    cells = {c["method"]: c for c in content["cells"]}
+    assert cells["mtac"]["mean"] == pytest.approx(70.5) and cells["mtac"]["n"] == 2
+    assert cells["mtac[au_weight=0, relabel=false]"]["mean"] == pytest.approx(60.5)
+    assert cells["ce[epochs=8]"]["n"] == 2 and cells["ce[epochs=2]"]["mean"] == 40.0
+    md = (tmp_path / "out" / "leaderboard.md").read_text()
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")]
+    assert rows[1:5] == ["ce[epochs=2]", "ce[epochs=8]", "mtac", "mtac[au_weight=0, relabel=false]"]
 
 
 def test_select_val_uses_the_validation_selected_epoch(results, tmp_path):

@@ -107,6 +107,13 @@ def test_shipped_sweep_files(tmp_path):
     assert {c.dataset for c in tiny.configs} == {"synthetic"}
     assert len({c.run_id() for c in tiny.configs}) == 36
 
+    # The ablation reuses the leaderboard's plain runs (same ids) and adds 4 MTAC and 1 SCN variants.
+    ablation = load_sweep(REPO / "slurm" / "synthetic-ablation.yaml")
+    ablation_ids = {c.run_id() for c in ablation.configs}
+    assert len(ablation_ids) == (3 + 4 + 1) * 3
+    plain = {c.run_id() for c in tiny.configs if c.noise == 30}
+    assert plain < ablation_ids
+
 
 def test_dry_run_lists_run_ids_and_executor_parameters(tmp_path, capsys):
     grid = {**TINY_GRID, "noise": [0, 20], "seed": [0, 1]}
