@@ -46,7 +46,15 @@ from fer_bench.methods.scn import rank_regularization
 from torch import nn
 
 from fer_bench.errors import FerBenchError
-from fer_bench.method import SCN_RECIPE, Batch, DataInfo, LabelStore, Method, StepOutput
+from fer_bench.method import (
+    SCN_RECIPE,
+    Batch,
+    DataInfo,
+    LabelStore,
+    Method,
+    StepOutput,
+    in_fp32,
+)
 from fer_bench.registry import register_method
 
 #: EMFACS prototypes (Friesen & Ekman): the action units of each basic emotion.
@@ -200,7 +208,7 @@ class MultiTaskAssistedCorrection(Method):
 
     def heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats = self.features(images)
-        return feats, self.classifier(feats), self.confidence(feats).squeeze(1)
+        return feats, self.classifier(feats), in_fp32(self.confidence, feats).squeeze(1)
 
     def _update_prototypes(
         self, feats: torch.Tensor, labels: torch.Tensor, solid: torch.Tensor

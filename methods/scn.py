@@ -37,7 +37,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from fer_bench.errors import FerBenchError
-from fer_bench.method import SCN_RECIPE, Batch, DataInfo, LabelStore, Method, StepOutput
+from fer_bench.method import (
+    SCN_RECIPE,
+    Batch,
+    DataInfo,
+    LabelStore,
+    Method,
+    StepOutput,
+    in_fp32,
+)
 from fer_bench.registry import register_method
 
 
@@ -110,7 +118,7 @@ class SelfCureNetwork(Method):
 
     def forward_heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.dropout(self.features(images))
-        return self.classifier(feats), self.importance(feats).squeeze(1)
+        return self.classifier(feats), in_fp32(self.importance, feats).squeeze(1)
 
     def loss(self, batch: Batch, labels: LabelStore) -> StepOutput:
         logits, alpha = self.forward_heads(batch.images)

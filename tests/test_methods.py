@@ -239,3 +239,24 @@ def test_methods_are_precision_safe_bf16_matches_fp32():
             fast = m_fast.loss(b, LabelStore(b.labels)).loss.item()
         assert math.isfinite(fast)
         assert fast == pytest.approx(ref, rel=3e-2, abs=1e-2), name
+
+
+def test_sample_weights_stay_fp32_under_bf16_autocast():
+    """bf16 would quantise weights near 0.9 to steps of 0.004 and tie the batch's ranking; the
+    weight heads run in fp32, so under autocast they equal the fp32 head on the same features."""
+    from fer_bench.backbones import create_backbone
+
+    images = torch.randn(16, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    for name, head in (("scn", "importance"), ("mtac", "confidence")):
+        torch.manual_seed(0)
+        backbone, nf = create_backbone("test_resnet")
+        info = info_for(num_classes=7, num_features=nf)
+        m = create_method(name, backbone=backbone, num_features=nf, info=info).eval()
+        b = batch([i % 7 for i in range(16)], epoch=0, features=images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = m.loss(b, LabelStore(b.labels))
+            feats = m.features(images)
+        assert feats.dtype == torch.bfloat16 and out.weights.dtype == torch.float32
+        expected = getattr(m, head)(feats.float()).squeeze(1)
+        assert torch.equal(out.weights, expected), name
+        assert out.weights.unique().numel() == 16, name  # no bf16 ties
