@@ -1,6 +1,7 @@
 """The trainer learns on CPU, is reproducible, and resumes exactly after an interruption."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -166,3 +167,23 @@ def test_val_fraction_zero_trains_on_the_whole_training_set(tiny_run_config):
     assert record["dataset"]["num_train"] == 240 and record["dataset"]["num_val"] == 0
     assert record["final"]["selected"]["epoch"] == 2
     assert record["final"]["selection"].startswith("none")
+
+
+@pytest.mark.skipif(
+    not (shutil.which("cc") or shutil.which("gcc")),
+    reason="torch.compile on CPU needs a C compiler",
+)
+def test_compiled_run_matches_eager_and_saves_plain_checkpoints(tiny_run_config, tmp_path):
+    """``--compile`` is the fast path's default on GPUs; on CPU the same code path compiles too
+    (about a minute here). Its losses must be the eager ones up to float reordering, and its
+    checkpoints must load into an eager model (no ``_orig_mod.`` keys)."""
+    eager = run_experiment(tiny_run_config(method="scn", epochs=2))
+    compiled = run_experiment(
+        tiny_run_config(method="scn", epochs=2, compile=True, output_dir=str(tmp_path / "c"))
+    )
+    assert compiled["status"] == "done", compiled.get("error")
+    for a, b in zip(eager["history"], compiled["history"], strict=True):
+        assert b["train"]["loss"] == pytest.approx(a["train"]["loss"], rel=1e-4)
+    state = torch.load(tmp_path / "c" / compiled["run_id"] / "checkpoint.pt", weights_only=True)
+    keys = [k for part in state.values() if isinstance(part, dict) for k in part]
+    assert keys and not any("_orig_mod" in k for k in keys)
