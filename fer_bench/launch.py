@@ -114,7 +114,8 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
         elif status == "failed" and not retry_failed:
             planned.append(PlannedRun(run_id, cfg, "failed", False, "failed (--retry-failed)"))
         else:
-            reason = {None: "new", "failed": "retry", "running": "resume"}.get(status, "new")
+            reason = {None: "new", "failed": "retry", "running": "resume", "interrupted": "resume"}
+            reason = reason.get(status, "new")
             planned.append(PlannedRun(run_id, cfg, status or "new", True, reason))
     return planned
 

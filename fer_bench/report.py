@@ -29,7 +29,7 @@ DIAGNOSTICS = [
     ("weight_auc", "weight AUC"),
     ("relabel_precision", "relabel precision"),
 ]
-CELL_COLUMNS = [*KEYS, "mean", "std", "n", "failed", "running", "missing", "best", "source"]
+CELL_COLUMNS = [*KEYS, "mean", "std", "n", "failed", "unfinished", "missing", "best", "source"]
 
 
 def warn(message: str) -> None:
@@ -209,19 +209,19 @@ def aggregate(runs: Any, expected: Any | None = None) -> Any:
     parts = [stats]
     for name, mask in (
         ("failed", runs["status"] == "failed"),
-        ("running", ~runs["status"].isin(["done", "failed"])),
+        ("unfinished", ~runs["status"].isin(["done", "failed"])),
     ):
         parts.append(runs[mask].groupby(KEYS).size().rename(name))
     if expected is not None and len(expected):
         absent = expected[~expected["run_id"].isin(runs["run_id"])]
         parts.append(absent.groupby(KEYS).size().rename("missing"))
     table = pd.concat(parts, axis=1).reset_index()
-    for col in ("n", "failed", "running", "missing"):
+    for col in ("n", "failed", "unfinished", "missing"):
         if col not in table:
             table[col] = 0
         table[col] = table[col].fillna(0).astype(int)
     if table.empty:
-        table = pd.DataFrame(columns=[*KEYS, "mean", "std", "n", "failed", "running", "missing"])
+        table = pd.DataFrame(columns=[*KEYS, "mean", "std", "n", "failed", "unfinished", "missing"])
     table["best"] = False
     scored = table[table["n"] > 0]
     if len(scored):
@@ -268,7 +268,7 @@ def format_cell(row: Any) -> str:
     text = format_stat(row["mean"], row["std"], int(row["n"]))
     if row["best"]:
         text = f"**{text}**"
-    notes = [f"{k}: {int(row[k])}" for k in ("failed", "running", "missing") if row[k]]
+    notes = [f"{k}: {int(row[k])}" for k in ("failed", "unfinished", "missing") if row[k]]
     return "; ".join([text, *notes])
 
 
@@ -297,7 +297,7 @@ def leaderboard_markdown(
         "# Leaderboard",
         "",
         f"Test accuracy (%) at the {what}: mean ± sample std over seeds (number of seeds). "
-        "Best mean per column in bold. `failed`, `running` and `missing` count runs that gave no "
+        "Best mean per column in bold. `failed`, `unfinished` and `missing` count runs that gave no "
         f"number. Records: `{_display_path(results_dir)}`. Generated {_now()}.",
         "",
     ]
@@ -385,7 +385,7 @@ def paper_cells(papers: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "std": None,
             "n": None,
             "failed": None,
-            "running": None,
+            "unfinished": None,
             "missing": None,
             "best": False,
             "source": f"{p['citation']['paper']}; {p['where']}",
@@ -505,7 +505,7 @@ def build_report(
         "runs": {
             "done": int((runs["status"] == "done").sum()),
             "failed": int((runs["status"] == "failed").sum()),
-            "running": int((~runs["status"].isin(["done", "failed"])).sum()),
+            "unfinished": int((~runs["status"].isin(["done", "failed"])).sum()),
             "missing": int(cells["missing"].sum()),
         },
         "cells": all_cells,

@@ -21,7 +21,7 @@ import torch
 RECORD_NAME = "record.json"
 CHECKPOINT_NAME = "checkpoint.pt"
 SCHEMA_VERSION = 1
-STATUSES = ("running", "done", "failed")
+STATUSES = ("running", "done", "failed", "interrupted")
 
 _TRACKED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "facenet-pytorch", "fer-bench")
 

@@ -1,8 +1,9 @@
 """One run end to end: dataset -> noise -> trainer <-> method -> result record.
 
 ``run_experiment`` is idempotent: a run whose record says ``done`` is returned untouched; any
-other run resumes from its last epoch checkpoint. Every started run ends with a record, ``done``
-or ``failed``.
+other run resumes from its last epoch checkpoint. Every started run ends with a record: ``done``,
+``failed`` (an error: retried only when asked), or ``interrupted`` (Ctrl-C, or the scheduler's
+time-limit/preemption signal: not a failure, resumed by the next run or requeue).
 """
 
 from __future__ import annotations
@@ -226,13 +227,14 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
             else None,
         )
     except BaseException as exc:
-        record["status"] = "failed"
+        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        record["status"] = "interrupted" if stopped else "failed"
         record["error"] = _one_line(exc)
         record["traceback"] = traceback.format_exc()
         record["finished_at"] = _now()
         record["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
         write_json_atomic(record_path, record)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        if stopped:
             raise
         raise RunFailed(f"run {rid} failed: {record['error']} (record: {record_path})") from exc
     record["finished_at"] = _now()

@@ -172,7 +172,9 @@ def combine(
     elif sched in _PENDING_STATES:
         st.state = "pending"
         st.detail = (
-            "requeued; resumes from its checkpoint" if status in ("running", "failed") else ""
+            "requeued; resumes from its checkpoint"
+            if status in ("running", "interrupted", "failed")
+            else ""
         )
     elif status == "failed":  # newer than a job still winding down (COMPLETING)
         st.state = "failed"
@@ -192,6 +194,11 @@ def combine(
     elif status == "unreadable":
         st.state = "failed"
         st.detail = "record.json is unreadable"
+    elif status == "interrupted":
+        st.state = "interrupted"
+        st.detail = (
+            f"stopped at {_progress(record)} ({(record or {}).get('error')}); rerun to resume"
+        )
     elif status == "running":
         if job is None:  # started outside a sweep (fer-bench run): nothing to ask
             st.state = "running"

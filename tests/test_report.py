@@ -107,16 +107,16 @@ def test_aggregation_best_marking_and_gaps(results, tmp_path):
     assert cells[("ce", 0.0)]["best"] and not cells[("scn", 0.0)]["best"]  # 82.00 > 81.67
     assert cells[("scn", 20.0)]["best"] and not cells[("ce", 20.0)]["best"]
     mtac = cells[("mtac", 20.0)]
-    assert (mtac["n"], mtac["failed"], mtac["running"], mtac["mean"]) == (0, 1, 1, None)
+    assert (mtac["n"], mtac["failed"], mtac["unfinished"], mtac["mean"]) == (0, 1, 1, None)
     assert not mtac["best"]
-    assert content["runs"] == {"done": 12, "failed": 1, "running": 1, "missing": 0}
+    assert content["runs"] == {"done": 12, "failed": 1, "unfinished": 1, "missing": 0}
     assert content["failures"][0]["error"] == "CUDA out of memory"
 
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     assert "**82.00 ± 2.00 (3)**" in md  # ce at 0 %: best, bold
     assert "| 81.67 ± 0.76 (3)" in md  # scn at 0 %: not bold
     assert "**77.00 ± 1.00 (3)**" in md
-    assert "– ; failed: 1; running: 1" not in md and "–; failed: 1; running: 1" in md
+    assert "– ; failed: 1; unfinished: 1" not in md and "–; failed: 1; unfinished: 1" in md
     assert "## rafdb, symmetric noise" in md
     header = next(line for line in md.splitlines() if line.startswith("| method"))
     assert header.split("|")[2].strip() == "0%" and header.split("|")[3].strip() == "20%"

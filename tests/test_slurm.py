@@ -121,7 +121,9 @@ def test_preempted_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
     # What Slurm sends before a time limit or on preemption: submitit checkpoints and requeues.
     subprocess.run(["scancel", "--signal=USR2", job.job_id], check=True)
     interrupted = wait_until(
-        lambda: (r := _record(tmp_path / "int", planned.run_id)) and r["status"] == "failed" and r,
+        lambda: (
+            (r := _record(tmp_path / "int", planned.run_id)) and r["status"] == "interrupted" and r
+        ),
         60,
         "the interrupted attempt to stop",
     )

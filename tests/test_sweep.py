@@ -178,6 +178,21 @@ def test_inprocess_runs_skips_done_and_retries_failed_only_when_asked(tmp_path, 
     assert {r["state"] for r in as_json} == {"done", "failed", "missing"}
 
 
+def test_interrupted_runs_are_resumed_without_retry_failed(tmp_path):
+    """Ctrl-C or a scheduler's stop signal is not a failure: the next launch resumes the run."""
+    from fer_bench.results import write_json_atomic
+
+    out_dir = tmp_path / "runs"
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", TINY_GRID, out_dir))
+    (planned,) = plan_sweep(sweep)
+    write_json_atomic(
+        out_dir / planned.run_id / "record.json",
+        {"status": "interrupted", "error": "KeyboardInterrupt", "history": [{}]},
+    )
+    (again,) = plan_sweep(sweep)
+    assert again.submit and again.state == "interrupted" and again.reason == "resume"
+
+
 def test_local_executor_runs_through_submitit_processes(tmp_path, capsys):
     out_dir = tmp_path / "runs"
     executor = {"kind": "local", "array_parallelism": 2, "timeout_min": 5}
@@ -222,6 +237,23 @@ def test_job_id_expansion():
         (None, "CANCELLED", "cancelled", "cancelled"),
         ({"status": "running", "history": []}, "TIMEOUT", "timeout", "time limit"),
         ({"status": "running", "history": []}, "COMPLETED", "stalled", "resume"),
+        (
+            {"status": "interrupted", "error": "SystemExit", "history": [{}]},
+            "REQUEUED",
+            "pending",
+            "requeued; resumes",
+        ),
+        (
+            {
+                "status": "interrupted",
+                "error": "KeyboardInterrupt",
+                "history": [{}],
+                "config": {"epochs": 4},
+            },
+            "COMPLETED",
+            "interrupted",
+            "stopped at epoch 1/4 (KeyboardInterrupt); rerun to resume",
+        ),
         (None, "OUT_OF_MEMORY", "failed", "OUT_OF_MEMORY"),
         (None, None, "missing", "not found"),
     ],

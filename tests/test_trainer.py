@@ -94,6 +94,26 @@ def test_failed_run_is_recorded_as_failed(tiny_run_config, tmp_path, monkeypatch
     assert "Traceback" in record["traceback"]
 
 
+def test_interrupted_run_is_recorded_as_interrupted_and_resumes(
+    tiny_run_config, tmp_path, monkeypatch
+):
+    """Ctrl-C (or Slurm's stop signal, SystemExit) is recorded, not mistaken for a failure."""
+    cfg = tiny_run_config(method="ce", epochs=1)
+    real_fit = Trainer.fit
+
+    def stop(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "fit", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg)
+    (path,) = (tmp_path / "runs").glob("*/record.json")
+    record = json.loads(path.read_text())
+    assert record["status"] == "interrupted" and record["error"] == "KeyboardInterrupt"
+    monkeypatch.setattr(Trainer, "fit", real_fit)
+    assert run_experiment(cfg)["status"] == "done"
+
+
 def test_record_holds_config_versions_commit_hardware_and_metrics(tiny_run_config):
     record = run_experiment(
         tiny_run_config(method="mtac", noise=20, epochs=2, method_options={"relabel_epoch": 1})
