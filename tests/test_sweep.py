@@ -115,6 +115,19 @@ def test_shipped_sweep_files(tmp_path):
     assert plain < ablation_ids
 
 
+def test_the_readme_sweep_example_is_a_valid_sweep(tmp_path):
+    import re
+
+    text = (REPO / "README.md").read_text()
+    example = re.search(r"```yaml\n(name: my-sweep.*?)```", text, re.S).group(1)
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    sweep = load_sweep(path, output_dir=tmp_path)
+    plan = plan_sweep(sweep)  # every grid point resolves: options exist for their method
+    assert len(plan) == 3 * 4 * 3 + 2 * 4 * 3
+    assert slurm_parameters(sweep)["partition"] == "gpu"
+
+
 def test_dry_run_lists_run_ids_and_executor_parameters(tmp_path, capsys):
     grid = {**TINY_GRID, "noise": [0, 20], "seed": [0, 1]}
     executor = {"kind": "slurm", "partition": "gpu", "gpus_per_node": 2, "account": "fer"}
