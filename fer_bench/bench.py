@@ -21,6 +21,7 @@ import re
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +46,9 @@ def _random_split(n: int, size: int, num_classes: int, gen: torch.Generator):
     return Split(images=images, labels=labels)
 
 
-def measure_ceiling(trainer, steps: int, warmup: int) -> float:
-    """Images per second of the bare model step (CE) on one ready batch."""
+def ceiling_step(trainer) -> Callable[[], None]:
+    """The bare model step (CE, backbone + linear head, Adam) on one ready batch. Built once per
+    bench, so repeats time the same step and do not re-pay optimizer-state allocation."""
     import torch
 
     from fer_bench.augment import eval_transform
@@ -70,14 +72,16 @@ def measure_ceiling(trainer, steps: int, warmup: int) -> float:
         loss.backward()
         opt.step()
 
-    for _ in range(warmup):
-        step()
+    return step
+
+
+def images_per_second(step: Callable[[], None], steps: int, batch: int, device) -> float:
     _sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
     _sync(device)
-    return steps * cfg.batch_size / (time.perf_counter() - start)
+    return steps * batch / (time.perf_counter() - start)
 
 
 def _relabel_from_start(method: str) -> dict[str, Any]:
@@ -144,10 +148,15 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     # Each figure is the median of ``repeats`` interleaved measurements, so a slow moment of a
     # shared machine (CPU steal, another process) moves one sample, not the result.
     samples: dict[str, list[float]] = {"model_only": [], "end_to_end": [], "eval": []}
-    trainer.train_epoch(0, max_steps=args.warmup)  # warm-up: compile, autotune, allocator
+    model_step = ceiling_step(trainer)
+    for _ in range(args.warmup):  # warm-up: compile, autotune, allocator, optimizer state
+        model_step()
+    trainer.train_epoch(0, max_steps=args.warmup)
     trainer.predict_split(test, batch_size=args.eval_batch_size)
     for repeat in range(args.repeats):
-        samples["model_only"].append(measure_ceiling(trainer, args.steps, args.warmup))
+        samples["model_only"].append(
+            images_per_second(model_step, args.steps, args.batch_size, device)
+        )
         _sync(device)
         timed = trainer.train_epoch(1 + repeat, max_steps=args.steps)
         samples["end_to_end"].append(timed["images_per_s"])
@@ -165,7 +174,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         peak_kind = "process RSS"
     epoch_s = args.num_train / end_to_end
     return {
-        "command": command_line(args),
+        "command": command_line(args, device),
         "method": args.method,
         "backbone": args.backbone,
         "image_size": args.image_size,
@@ -196,9 +205,9 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def command_line(args: argparse.Namespace) -> str:
-    """The command that reproduces this measurement."""
-    parts = ["fer-bench bench", f"--device {args.device}"]
+def command_line(args: argparse.Namespace, device: torch.device | str) -> str:
+    """The command that reproduces this measurement, on the device it actually ran on."""
+    parts = ["fer-bench bench", f"--device {device}"]
     for name in (
         "method",
         "backbone",
@@ -211,6 +220,7 @@ def command_line(args: argparse.Namespace) -> str:
         "steps",
         "warmup",
         "repeats",
+        "eval_batch_size",
     ):
         parts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
     if args.compile:
@@ -249,7 +259,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             slug = re.sub(r"[^a-z0-9]+", "-", record["device_name"].lower()).strip("-")
             out = (
                 out
-                / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}{'-compiled' if record['compile'] else ''}.json"
+                / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}-{record['precision']}{'-compiled' if record['compile'] else ''}.json"
             )
         write_json_atomic(out, record)
         print(f"record: {out}")

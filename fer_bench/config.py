@@ -188,8 +188,9 @@ class RunConfig:
         out.validate()
         return out
 
-    def run_id(self) -> str:
-        """Derived from what the run computes, so a rerun lands in (and resumes) the same place."""
+    def identity(self) -> dict[str, Any]:
+        """What the run computes: every setting but where and how fast it runs, with input
+        files by content. Two runs are the same run exactly when their identities match."""
         ident = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
         if self.noise_type == "file" and self.noise_file:
             ident["noise_file_sha1"] = file_sha1(self.noise_file)
@@ -199,6 +200,11 @@ class RunConfig:
             # The weights, not their path, define the run: new weights at an old path are a
             # new run, the same weights on another mount are the same run.
             ident["pretrained"] = file_sha1(self.pretrained)
+        return ident
+
+    def run_id(self) -> str:
+        """Derived from the identity, so a rerun lands in (and resumes) the same place."""
+        ident = self.identity()
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         noise = f"{self.noise:g}".replace(".", "p")
         return (

@@ -46,6 +46,10 @@ class SweepJob:
     def checkpoint(self, config: dict[str, Any]) -> Any:
         import submitit
 
+        from fer_bench import runner
+
+        runner.note_stop_signal()  # the exit that follows is a stop, not a failure
+
         return submitit.helpers.DelayedSubmission(SweepJob(), config)
 
 
@@ -303,8 +307,11 @@ def _report_outcome(
         out(f"done {run_id}: test accuracy {_fmt_acc(summary.get('test_accuracy'))}")
     except Exception as exc:  # submitit wraps the job's error; the record has the clean line
         result.failed.append(run_id)
-        _, record = record_status(sweep.output_dir, run_id)
-        line = (record or {}).get("error") if (record or {}).get("status") == "failed" else None
+        status, record = record_status(sweep.output_dir, run_id)
+        if status == "interrupted":
+            out(f"interrupted {run_id} (job {job.job_id}): launch the sweep again to resume")
+            return
+        line = (record or {}).get("error") if status == "failed" else None
         out(f"failed {run_id} (job {job.job_id}): {line or _last_line(str(exc))}")
 
 
@@ -379,6 +386,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.wait and sweep.executor["kind"] == "slurm" and result.jobs:
         wait_for_jobs(sweep, result)
     if result.failed:
-        print(f"{len(result.failed)} run(s) failed; see fer-bench status", file=sys.stderr)
+        print(
+            f"{len(result.failed)} run(s) failed or were interrupted; see fer-bench status",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -120,8 +120,8 @@ def in_fp32(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Run a small head in fp32 even under the trainer's bf16 autocast.
 
     For per-sample weights: sigmoid outputs near 0.9 move in bf16 steps of 0.004, so most of a
-    batch ties and the top-beta ranking that the rank margin acts on becomes arbitrary. The head
-    is one linear layer; fp32 costs nothing measurable.
+    batch ties and the top-beta ranking that the rank margin acts on becomes arbitrary. These
+    heads are a layer or two on pooled features; fp32 costs nothing measurable.
     """
     with torch.autocast(x.device.type, enabled=False):
         return head(x.float())

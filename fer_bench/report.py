@@ -10,9 +10,11 @@ ours with their source and never take part in the best-per-column marking.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
+from collections import Counter
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -81,7 +83,7 @@ def record_row(record: dict[str, Any], select: str, fallback_id: str) -> dict[st
         "status": status,
         "error": record.get("error"),
         "accuracy": math.nan,
-        "variant": variant_of(config),
+        "variant": variant_of(config, record.get("identity")),
     }
     for key, _ in DIAGNOSTICS:
         row[key] = math.nan
@@ -95,31 +97,66 @@ def record_row(record: dict[str, Any], select: str, fallback_id: str) -> dict[st
     return row
 
 
-def variant_of(config: dict[str, Any]) -> str:
-    """The settings besides the leaderboard keys and the seed, as ``key=value`` text (JSON).
+def variant_of(config: dict[str, Any], identity: dict[str, Any] | None = None) -> str:
+    """A run's settings besides the leaderboard keys and the seed, as JSON ``{name: value}``.
 
-    Runs that differ in these (an ablation's method options, another backbone or epoch count)
-    are different entries; seeds are the only thing a cell averages over.
+    Built from the run's identity (what its run id hashes: no device or paths, input files by
+    content); records older than stored identities fall back to their config. Method options
+    appear with the method's defaults filled in, under their own names; dataset options as
+    ``dataset.<name>``. Settings an older record lacks take today's defaults.
     """
-    from fer_bench.config import EXECUTION_FIELDS
+    from fer_bench.config import EXECUTION_FIELDS, RunConfig
 
-    skip = {*KEYS, "seed", *EXECUTION_FIELDS}
+    if identity is None:
+        identity = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
+        if identity.get("noise_type") != "file":
+            identity.pop("noise_file_base", None)
+    base = RunConfig().identity()
+    if identity.get("noise_type") == "file":
+        base["noise_file_base"] = RunConfig().noise_file_base
     flat: dict[str, str] = {}
-    for key, value in config.items():
-        if key in skip:
+    for key, value in {**base, **identity}.items():
+        if key in (*KEYS, "seed"):
             continue
-        if isinstance(value, dict):
-            flat.update({k: json.dumps(v) for k, v in value.items()})
+        if key == "method_options":
+            options = {**_method_defaults(str(identity.get("method"))), **(value or {})}
+            flat.update({_option_key(k): json.dumps(v) for k, v in options.items()})
+        elif key == "dataset_options":
+            flat.update({f"dataset.{k}": json.dumps(v) for k, v in (value or {}).items()})
         else:
             flat[key] = json.dumps(value)
     return json.dumps(flat, sort_keys=True)
 
 
+@functools.cache
+def _method_defaults(name: str) -> dict[str, Any]:
+    """The method's options and defaults; empty for a method this installation does not know."""
+    from fer_bench.method import method_options
+    from fer_bench.registry import METHODS
+
+    try:
+        factory = METHODS.get(name)
+    except FerBenchError:
+        return {}
+    return method_options(factory) if isinstance(factory, type) else {}
+
+
+def _option_key(name: str) -> str:
+    """A method option's column name: its own, unless a run setting has that name too."""
+    from fer_bench.config import RunConfig
+
+    return f"method.{name}" if name in RunConfig.__dataclass_fields__ else name
+
+
 def label_variants(*frames: Any) -> None:
     """Name each run's entry: its method, plus the settings that set it apart from the runs of
     the same method on the same dataset and noise type, e.g. ``mtac[au_weight=0, va_weight=0]``.
-    Settings every such run shares are left out, so a plain sweep keeps plain method names.
-    A run in several frames takes its settings from the first."""
+
+    Only settings that vary among those runs are considered, and a run shows the ones where it
+    departs from the reference: the method's default for a method option, else the value most
+    of the runs have. So a plain sweep keeps plain method names, and in an ablation the default
+    configuration is the plain row. A run in several frames takes its settings from the first.
+    """
     import pandas as pd
 
     frames = tuple(f for f in frames if f is not None and len(f))
@@ -127,24 +164,38 @@ def label_variants(*frames: Any) -> None:
         return
     both = pd.concat([f[["run_id", "dataset", "noise_type", "method", "variant"]] for f in frames])
     labels: dict[str, str] = {}
-    for _, group in both.drop_duplicates("run_id").groupby(["dataset", "noise_type", "method"]):
+    for (_, _, method), group in both.drop_duplicates("run_id").groupby(
+        ["dataset", "noise_type", "method"]
+    ):
         variants = {
             rid: json.loads(v) for rid, v in zip(group["run_id"], group["variant"], strict=True)
         }
-        keys = sorted({k for v in variants.values() for k in v})
-        varying = [k for k in keys if len({v.get(k) for v in variants.values()}) > 1]
-        for (rid, variant), method in zip(variants.items(), group["method"], strict=True):
-            shown = [f"{k}={_plain(variant[k])}" for k in varying if k in variant]
+        defaults = {_option_key(k): json.dumps(v) for k, v in _method_defaults(method).items()}
+        reference: dict[str, str | None] = {}
+        for key in sorted({k for v in variants.values() for k in v}):
+            values = [v.get(key) for v in variants.values()]
+            if len(set(values)) > 1:
+                reference[key] = defaults.get(key, Counter(values).most_common(1)[0][0])
+        for rid, variant in variants.items():
+            shown = [
+                f"{k}={_plain(variant.get(k))}"
+                for k, ref in reference.items()
+                if variant.get(k) != ref
+            ]
             labels[rid] = f"{method}[{', '.join(shown)}]" if shown else method
     for frame in frames:
         frame["method"] = frame["run_id"].map(labels)
 
 
-def _plain(text: str) -> str:
+def _plain(text: str | None) -> str:
+    if text is None:
+        return "default"
     value = json.loads(text)
-    return (
-        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    )
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
+        return value[:10]  # a file's sha1 (pretrained weights, noise file)
+    return str(value)
 
 
 def _num(value: Any) -> float:
@@ -171,7 +222,7 @@ def expected_runs(sweep_file: str | Path) -> Any:
             "method": cfg.method,
             "noise": float(cfg.noise),
             "seed": cfg.seed,
-            "variant": variant_of(cfg.to_dict()),
+            "variant": variant_of(cfg.to_dict(), cfg.identity()),
         }
     return pd.DataFrame(list(rows.values()), columns=["run_id", *KEYS, "seed", "variant"])
 
@@ -479,8 +530,22 @@ def build_report(
         runs = runs[runs["run_id"].isin(expected["run_id"])]
     if runs.empty and (expected is None or expected.empty):
         raise FerBenchError(f"no run records under {results_dir}")
+    runs = runs.sort_values("status", key=lambda s: s != "done", kind="stable")
+    repeated = runs["run_id"].duplicated()
+    if repeated.any():
+        warn(
+            f"{int(repeated.sum())} record(s) repeat a run id found elsewhere under {results_dir}; "
+            "each run counts once (a finished copy first)"
+        )
+        runs = runs[~repeated]
     runs = runs.copy()
     label_variants(expected, runs)  # a sweep's own configs name its runs
+    same = runs[runs["status"] == "done"].duplicated([*KEYS, "seed"], keep=False)
+    if same.any():
+        warn(
+            f"{int(same.sum())} finished runs of one entry share a seed but not a run id (records "
+            "from different fer-bench versions?); each counts in its cell"
+        )
 
     cells = aggregate(runs, expected)
     papers = load_paper_numbers(paper_numbers)

@@ -1,8 +1,9 @@
 """Run records: one directory per run, one JSON file, written atomically.
 
 Layout: ``<output_dir>/<run_id>/record.json`` (the record), ``checkpoint.pt`` (last finished
-epoch, for resume). ``status`` is ``running`` while training, then ``done`` or ``failed``; a
-failed record keeps the one-line ``error`` and the full ``traceback``.
+epoch, for resume). ``status`` is ``running`` while training, then ``done``, ``failed`` or
+``interrupted`` (Ctrl-C or a scheduler's stop signal; the next run resumes it); a failed or
+interrupted record keeps the one-line ``error`` and the full ``traceback``.
 """
 
 from __future__ import annotations

@@ -167,6 +167,17 @@ def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+_stop_signalled = False
+
+
+def note_stop_signal() -> None:
+    """A scheduler asked this process to stop (Slurm's time-limit or preemption signal, through
+    submitit's checkpoint hook): the ``SystemExit`` that follows ends the run as interrupted,
+    where any other ``SystemExit`` (a library calling ``sys.exit``) is a failure."""
+    global _stop_signalled
+    _stop_signalled = True
+
+
 def run_experiment(config: RunConfig) -> dict[str, Any]:
     """Train (or resume, or return) one run and return its record."""
     cfg = resolve_config(config)
@@ -187,6 +198,7 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
         "error": None,
         "traceback": None,
         "config": cfg.to_dict(),
+        "identity": cfg.identity(),
         "started_at": _now(),
         "versions": package_versions(),
         "git": git_commit(),
@@ -227,14 +239,16 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
             else None,
         )
     except BaseException as exc:
-        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))
+        stopped = isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, SystemExit) and _stop_signalled
+        )
         record["status"] = "interrupted" if stopped else "failed"
         record["error"] = _one_line(exc)
         record["traceback"] = traceback.format_exc()
         record["finished_at"] = _now()
         record["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
         write_json_atomic(record_path, record)
-        if stopped:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise RunFailed(f"run {rid} failed: {record['error']} (record: {record_path})") from exc
     record["finished_at"] = _now()

@@ -42,7 +42,7 @@ _PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIG
 @dataclass
 class RunStatus:
     run_id: str
-    state: str  # done | failed | running | pending | cancelled | timeout | stalled | missing
+    state: str  # done|failed|running|pending|interrupted|cancelled|timeout|stalled|missing
     job_id: str | None = None
     scheduler_state: str | None = None
     detail: str = ""
@@ -182,6 +182,11 @@ def combine(
     elif sched in ACTIVE_SLURM_STATES:
         st.state = "running"
         st.detail = _progress(record)
+    elif status == "interrupted":  # the record says why the job ended
+        st.state = "interrupted"
+        st.detail = (
+            f"stopped at {_progress(record)} ({(record or {}).get('error')}); rerun to resume"
+        )
     elif sched and sched.startswith("CANCELLED"):
         st.state = "cancelled"
         st.detail = "cancelled in the scheduler" + (f"; {_progress(record)}" if record else "")
@@ -194,11 +199,6 @@ def combine(
     elif status == "unreadable":
         st.state = "failed"
         st.detail = "record.json is unreadable"
-    elif status == "interrupted":
-        st.state = "interrupted"
-        st.detail = (
-            f"stopped at {_progress(record)} ({(record or {}).get('error')}); rerun to resume"
-        )
     elif status == "running":
         if job is None:  # started outside a sweep (fer-bench run): nothing to ask
             st.state = "running"

@@ -139,16 +139,68 @@ def test_runs_that_differ_beyond_the_seed_are_separate_entries(tmp_path):
             run_id=f"abl-{seed}",
             extra_config={"method_options": {"au_weight": 0, "relabel": False}},
         )
-        write_run(root, "ce", 30, seed, 50.0, extra_config={"epochs": 8 + seed * 0})
+        write_run(root, "ce", 30, seed, 50.0, extra_config={"epochs": 8})
+    # spelling out a default is the default configuration
+    write_run(root, "mtac", 30, 2, 72.0, extra_config={"method_options": {"au_weight": 0.5}})
     write_run(root, "ce", 30, 0, 40.0, run_id="ce-short", extra_config={"epochs": 2})
     content = build_report(root, tmp_path / "out", plots=False)
     cells = {c["method"]: c for c in content["cells"]}
-    assert cells["mtac"]["mean"] == pytest.approx(70.5) and cells["mtac"]["n"] == 2
+    assert cells["mtac"]["mean"] == pytest.approx(71.0) and cells["mtac"]["n"] == 3
     assert cells["mtac[au_weight=0, relabel=false]"]["mean"] == pytest.approx(60.5)
-    assert cells["ce[epochs=8]"]["n"] == 2 and cells["ce[epochs=2]"]["mean"] == 40.0
+    # the configuration most runs share keeps the plain name; the stray run is labelled
+    assert cells["ce"]["n"] == 2 and cells["ce[epochs=2]"]["mean"] == 40.0
     md = (tmp_path / "out" / "leaderboard.md").read_text()
     rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")]
-    assert rows[1:5] == ["ce[epochs=2]", "ce[epochs=8]", "mtac", "mtac[au_weight=0, relabel=false]"]
+    assert rows[1:5] == ["ce", "ce[epochs=2]", "mtac", "mtac[au_weight=0, relabel=false]"]
+
+
+def test_variants_follow_the_run_identity(tmp_path):
+    """Same weights at two mount points are one entry, a dataset option never stands in for the
+    run setting of the same name, and a key an older record lacks takes today's default."""
+    root = tmp_path / "runs"
+    weights = "ab" * 20  # the sha1 the run id hashes instead of the path
+    for seed, (path, size) in enumerate([("/a/w.pth", 112), ("/b/w.pth", 112), ("/a/w.pth", 224)]):
+        identity = {
+            "method": "scn",
+            "dataset": "rafdb",
+            "noise": 30.0,
+            "noise_type": "symmetric",
+            "seed": seed,
+            "epochs": 4,
+            "image_size": size,
+            "pretrained": weights,
+            "dataset_options": {"image_size": 100},
+        }
+        run_id = write_run(
+            root,
+            "scn",
+            30,
+            seed,
+            60.0 + seed,
+            extra_config={"pretrained": path, "image_size": size},
+        )
+        record_path = root / run_id / "record.json"
+        record = json.loads(record_path.read_text())
+        record["identity"] = identity
+        write_json_atomic(record_path, record)
+    write_run(root, "ce", 30, 0, 50.0, extra_config={"noise_file_base": 1})
+    write_run(root, "ce", 30, 1, 52.0)  # written before noise_file_base existed
+    content = build_report(root, tmp_path / "o", plots=False)
+    cells = {c["method"]: c for c in content["cells"] if c["source"] == "fer-bench"}
+    assert cells["scn"]["n"] == 2 and cells["scn[image_size=224]"]["n"] == 1
+    assert cells["ce"]["n"] == 2
+
+
+def test_a_run_copied_elsewhere_in_the_results_counts_once(results, tmp_path, capsys):
+    import shutil
+
+    root, accs = results
+    run_id = next(p.parent.name for p in root.glob("rafdb-ce-sym20-*/record.json"))
+    shutil.copytree(root / run_id, root / "backup" / run_id)
+    content = build_report(root, tmp_path / "out", plots=False)
+    cell = next(c for c in content["cells"] if (c["method"], c["noise"]) == ("ce", 20.0))
+    assert cell["n"] == 3 and cell["mean"] == pytest.approx(statistics.mean(accs[("ce", 20)]))
+    assert "repeat a run id" in capsys.readouterr().err
 
 
 def test_select_val_uses_the_validation_selected_epoch(results, tmp_path):

@@ -267,6 +267,7 @@ def test_job_id_expansion():
             "interrupted",
             "stopped at epoch 1/4 (KeyboardInterrupt); rerun to resume",
         ),
+        ({"status": "interrupted", "error": "SystemExit: -1"}, "PREEMPTED", "interrupted", "rerun"),
         (None, "OUT_OF_MEMORY", "failed", "OUT_OF_MEMORY"),
         (None, None, "missing", "not found"),
     ],

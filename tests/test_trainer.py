@@ -114,6 +114,25 @@ def test_interrupted_run_is_recorded_as_interrupted_and_resumes(
     assert run_experiment(cfg)["status"] == "done"
 
 
+@pytest.mark.parametrize(("signalled", "status"), [(False, "failed"), (True, "interrupted")])
+def test_system_exit_is_a_stop_only_after_a_stop_signal(
+    tiny_run_config, tmp_path, monkeypatch, signalled, status
+):
+    """Slurm's stop signal ends in SystemExit; a library calling sys.exit(1) is a failure."""
+    from fer_bench import runner
+
+    monkeypatch.setattr(runner, "_stop_signalled", signalled)
+
+    def leave(self):
+        raise SystemExit(1)
+
+    monkeypatch.setattr(Trainer, "fit", leave)
+    with pytest.raises(SystemExit):
+        run_experiment(tiny_run_config(method="ce", epochs=1))
+    (path,) = (tmp_path / "runs").glob("*/record.json")
+    assert json.loads(path.read_text())["status"] == status
+
+
 def test_record_holds_config_versions_commit_hardware_and_metrics(tiny_run_config):
     record = run_experiment(
         tiny_run_config(method="mtac", noise=20, epochs=2, method_options={"relabel_epoch": 1})
