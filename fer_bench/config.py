@@ -191,25 +191,33 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What the run computes: every setting but where and how fast it runs, with input
         files by content. Two runs are the same run exactly when their identities match."""
-        ident = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        ident = run_settings(self.to_dict())
         if self.noise_type == "file" and self.noise_file:
             ident["noise_file_sha1"] = file_sha1(self.noise_file)
-        else:
-            ident.pop("noise_file_base")
         if self.pretrained:
             # The weights, not their path, define the run: new weights at an old path are a
             # new run, the same weights on another mount are the same run.
             ident["pretrained"] = file_sha1(self.pretrained)
         return ident
 
-    def run_id(self) -> str:
-        """Derived from the identity, so a rerun lands in (and resumes) the same place."""
-        ident = self.identity()
+    def run_id(self, identity: dict[str, Any] | None = None) -> str:
+        """Derived from the identity (pass it when already computed: it hashes input files), so
+        a rerun lands in (and resumes) the same place."""
+        ident = self.identity() if identity is None else identity
         digest = hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         noise = f"{self.noise:g}".replace(".", "p")
         return (
             f"{self.dataset}-{self.method}-{self.noise_type[:3]}{noise}-s{self.seed}-{digest[:10]}"
         )
+
+
+def run_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """A config's settings that define the run, before input files are hashed: no execution
+    fields, and the noise file's label base only where a noise file is read."""
+    settings = {k: v for k, v in values.items() if k not in EXECUTION_FIELDS}
+    if settings.get("noise_type") != "file":
+        settings.pop("noise_file_base", None)
+    return settings
 
 
 def file_sha1(path: str) -> str:

@@ -95,6 +95,10 @@ def record_status(output_dir: Path, run_id: str) -> tuple[str | None, dict[str, 
     return record.get("status"), record
 
 
+#: Why a run without a finished record is submitted, by its record's status.
+_SUBMIT_REASONS = {None: "new", "failed": "retry", "running": "resume", "interrupted": "resume"}
+
+
 def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
     """Resolve every grid point, drop duplicates, decide which runs need a job."""
     from fer_bench import runner
@@ -118,8 +122,7 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
         elif status == "failed" and not retry_failed:
             planned.append(PlannedRun(run_id, cfg, "failed", False, "failed (--retry-failed)"))
         else:
-            reason = {None: "new", "failed": "retry", "running": "resume", "interrupted": "resume"}
-            reason = reason.get(status, "new")
+            reason = _SUBMIT_REASONS.get(status, "new")
             planned.append(PlannedRun(run_id, cfg, status or "new", True, reason))
     return planned
 

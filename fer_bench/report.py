@@ -105,15 +105,11 @@ def variant_of(config: dict[str, Any], identity: dict[str, Any] | None = None) -
     appear with the method's defaults filled in, under their own names; dataset options as
     ``dataset.<name>``. Settings an older record lacks take today's defaults.
     """
-    from fer_bench.config import EXECUTION_FIELDS, RunConfig
+    from fer_bench.config import RunConfig, run_settings
 
     if identity is None:
-        identity = {k: v for k, v in config.items() if k not in EXECUTION_FIELDS}
-        if identity.get("noise_type") != "file":
-            identity.pop("noise_file_base", None)
-    base = RunConfig().identity()
-    if identity.get("noise_type") == "file":
-        base["noise_file_base"] = RunConfig().noise_file_base
+        identity = run_settings(config)
+    base = run_settings({**RunConfig().to_dict(), "noise_type": identity.get("noise_type")})
     flat: dict[str, str] = {}
     for key, value in {**base, **identity}.items():
         if key in (*KEYS, "seed"):
@@ -215,14 +211,16 @@ def expected_runs(sweep_file: str | Path) -> Any:
     rows = {}
     for config in sweep.configs:
         cfg = runner.resolve_config(config)
-        rows[cfg.run_id()] = {
-            "run_id": cfg.run_id(),
+        identity = cfg.identity()
+        run_id = cfg.run_id(identity)
+        rows[run_id] = {
+            "run_id": run_id,
             "dataset": cfg.dataset,
             "noise_type": cfg.noise_type,
             "method": cfg.method,
             "noise": float(cfg.noise),
             "seed": cfg.seed,
-            "variant": variant_of(cfg.to_dict(), cfg.identity()),
+            "variant": variant_of(cfg.to_dict(), identity),
         }
     return pd.DataFrame(list(rows.values()), columns=["run_id", *KEYS, "seed", "variant"])
 

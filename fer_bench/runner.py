@@ -181,7 +181,8 @@ def note_stop_signal() -> None:
 def run_experiment(config: RunConfig) -> dict[str, Any]:
     """Train (or resume, or return) one run and return its record."""
     cfg = resolve_config(config)
-    rid = cfg.run_id()
+    identity = cfg.identity()
+    rid = cfg.run_id(identity)
     directory = run_dir(cfg.output_dir, rid)
     record_path = directory / RECORD_NAME
     if record_path.exists():
@@ -198,7 +199,7 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
         "error": None,
         "traceback": None,
         "config": cfg.to_dict(),
-        "identity": cfg.identity(),
+        "identity": identity,
         "started_at": _now(),
         "versions": package_versions(),
         "git": git_commit(),
