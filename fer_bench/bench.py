@@ -86,10 +86,10 @@ def images_per_second(step: Callable[[], None], steps: int, batch: int, device) 
 
 def _relabel_from_start(method: str) -> dict[str, Any]:
     """Relabeling is part of the timed step for methods that have it."""
-    from fer_bench.method import method_options
+    from fer_bench.options import declared_options
     from fer_bench.registry import METHODS
 
-    return {"relabel_epoch": 1} if "relabel_epoch" in method_options(METHODS.get(method)) else {}
+    return {"relabel_epoch": 1} if "relabel_epoch" in declared_options(METHODS.get(method)) else {}
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         train=train, val=test, test=test, clean_train_labels=train.labels, num_classes=7
     )
     torch.manual_seed(0)
-    method = build_method(cfg, data, train, device)
+    method = build_method(cfg, data, train)
     trainer = Trainer(cfg, method, train_data, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

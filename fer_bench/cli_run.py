@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fer_bench.config import GLOBAL_DEFAULTS, NOISE_TYPES, OPTIMIZERS, SCHEDULERS, parse_options
+from fer_bench.config import (
+    GLOBAL_DEFAULTS,
+    NOISE_TYPES,
+    OPTIMIZERS,
+    SCHEDULERS,
+    parse_noise_rate,
+    parse_options,
+)
 
 
 def _bool(text: str) -> bool:
@@ -25,7 +32,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--dataset", default="synthetic", help="dataset name (fer-bench list) [synthetic]"
     )
     p.add_argument(
-        "--noise", type=float, default=0.0, help="label-noise rate in percent, 0 <= rate < 100 [0]"
+        "--noise",
+        default="0",
+        help="label-noise rate in percent, 0 <= rate < 100; 0 < rate < 1 is refused as a likely "
+        "fraction, write e.g. 0.5%% for half a percent [0]",
     )
     p.add_argument(
         "--noise-type",
@@ -148,6 +158,7 @@ def config_from_args(args: argparse.Namespace):
             "precision",
         )
     }
+    fields["noise"] = parse_noise_rate(args.noise)
     fields["method_options"] = parse_options(args.method_option, "--method-option")
     fields["dataset_options"] = parse_options(args.dataset_option, "--dataset-option")
     fields["progress"] = not args.no_progress
@@ -192,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from fer_bench.method import method_options
+    from fer_bench.options import declared_options
     from fer_bench.registry import METHODS, dataset_run_defaults, list_datasets, list_methods
 
     print("methods:")
@@ -200,7 +211,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         cls = METHODS.get(name)
         doc = (cls.__doc__ or "").strip().splitlines()
         print(f"  {name:<12} {doc[0] if doc else ''}")
-        opts = method_options(cls) if isinstance(cls, type) else {}
+        opts = declared_options(cls)
         if opts and args.verbose:
             print("               options: " + ", ".join(f"{k}={v!r}" for k, v in opts.items()))
     print("datasets:")

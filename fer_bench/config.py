@@ -231,6 +231,28 @@ def file_sha1(path: str) -> str:
         raise FerBenchError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def parse_noise_rate(value: Any) -> float:
+    """A noise rate as a user writes it (``--noise``, a sweep's ``noise:``): a percentage.
+
+    A rate strictly between 0 and 1 is almost surely a fraction meant as a percentage and is
+    refused; ``0.2%`` spells a true 0.2 percent. ``RunConfig`` itself takes any number.
+    """
+    text = str(value).strip()
+    explicit = text.endswith("%")
+    try:
+        rate = float(text[:-1] if explicit else text) if not isinstance(value, bool) else None
+    except ValueError:
+        rate = None
+    if rate is None or not math.isfinite(rate):
+        raise FerBenchError(f"--noise must be a percentage such as 20, got {value!r}")
+    if not explicit and 0 < rate < 1:
+        raise FerBenchError(
+            f"--noise {text} is a percentage: did you mean {rate * 100:g}? "
+            f"(write {text}% for {text} percent)"
+        )
+    return rate
+
+
 def parse_option_value(text: str) -> Any:
     """``key=value`` values from the command line: JSON where it parses, else the plain string."""
     try:

@@ -8,12 +8,14 @@ tensor values, so every method gets the trainer's fast path.
 
 from __future__ import annotations
 
-import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from fer_bench.options import Check
 
 #: SCN's official training recipe (kaiwang960112/Self-Cure-Network, src/train.py): batch 64, Adam at
 #: PyTorch's default lr 1e-3 (train.py never passes its --lr to Adam), weight decay 1e-4,
@@ -44,6 +46,12 @@ class DataInfo:
     has_valence_arousal: bool = False
     au_names: list[str] | None = None
     train_action_units: torch.Tensor | None = None  # (N, A) with NaN where unknown, on the CPU
+    #: Realised share of flipped training labels, in [0, 1): oracle knowledge, read only by
+    #: methods whose paper assumes the noise rate known (Co-teaching's forget rate).
+    noise_rate: float = 0.0
+    #: Builds another backbone like ``backbone`` (same name, same pretrained weights, a fresh
+    #: draw of the random init), for methods that train two networks.
+    make_backbone: Callable[[], nn.Module] | None = None
 
 
 @dataclass
@@ -55,6 +63,9 @@ class Batch:
     epoch: int  # 0-based
     valence_arousal: torch.Tensor | None = None  # (B, 2), NaN where unknown
     action_units: torch.Tensor | None = None  # (B, A), NaN where unknown
+    #: Another random augmentation of the same faces (MixMatch's K views), drawn on the device
+    #: from the trainer's augmentation generator, so it stays seeded and resumable.
+    another_view: Callable[[], torch.Tensor] | None = None
 
 
 @dataclass
@@ -87,17 +98,48 @@ class LabelStore:
         self.current.copy_(state["current"])
 
 
+class TrainingSet:
+    """What a method may read of the whole training set between epochs (DivideMix's GMM).
+
+    ``scan(fn)`` runs ``fn(images, labels, index)`` over every training sample in eval mode,
+    without gradients, batched on the device with the evaluation transform, and returns the
+    concatenated outputs in index order; the trainer owns batching, precision and device.
+    """
+
+    def __init__(self, scan: Callable[[Callable[..., torch.Tensor]], torch.Tensor], n: int):
+        self.scan = scan
+        self.num_samples = n
+
+
+class Network(nn.Module):
+    """A backbone and its linear classifier: what a method trains twice (Co-teaching)."""
+
+    def __init__(self, backbone: nn.Module, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Linear(num_features, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.backbone(images))
+
+
 class Method(nn.Module):
-    """Base class: ``self.backbone`` maps images to pooled features of size ``num_features``.
+    """Base class: ``self.backbone`` maps images to pooled features of size ``num_features``
+    and ``self.classifier`` maps those to class scores; ``predict`` is their composition.
 
     Subclasses set ``recipe`` (training defaults from their paper, recorded with the run),
-    ``weight_name`` when ``loss`` returns per-sample weights and ``relabels`` when they rewrite
-    the label store.
+    declare options as keyword-only ``__init__`` arguments with defaults and their allowed
+    values in ``checks``, set ``weight_name`` when ``loss`` returns per-sample weights and
+    ``relabels`` when they rewrite the label store. Per-sample state (ELR's targets) is a
+    registered buffer indexed by ``batch.index``: checkpoints carry it, so resume is exact.
     """
 
     recipe: ClassVar[dict[str, Any]] = {}
+    checks: ClassVar[dict[str, Check]] = {}
     weight_name: ClassVar[str | None] = None
     relabels: ClassVar[bool] = False
+    #: Set where a method costs clearly more than CE per epoch (shown by ``fer-bench list -v``).
+    compute_note: ClassVar[str | None] = None
 
     def __init__(self, backbone: nn.Module, num_features: int, info: DataInfo) -> None:
         super().__init__()
@@ -105,15 +147,30 @@ class Method(nn.Module):
         self.num_features = num_features
         self.info = info
         self.num_classes = info.num_classes
+        self.classifier = nn.Linear(num_features, info.num_classes)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images)
+
+    def feature_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Spatial features ``(B, num_features, h, w)`` before pooling (timm's
+        ``forward_features``), for methods that look at class activation maps."""
+        return self.backbone.forward_features(images)
+
+    def new_network(self) -> Network:
+        """A second backbone + classifier, initialised independently of the first."""
+        if self.info.make_backbone is None:
+            raise RuntimeError("this run cannot build a second backbone")
+        return Network(self.info.make_backbone(), self.num_features, self.num_classes)
+
+    def before_epoch(self, epoch: int, train: TrainingSet) -> None:
+        """Called by the trainer before each training epoch (0-based); nothing by default."""
 
     def loss(self, batch: Batch, labels: LabelStore) -> StepOutput:
         raise NotImplementedError
 
     def predict(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self.classifier(self.features(images))
 
 
 def in_fp32(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -125,14 +182,3 @@ def in_fp32(head: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """
     with torch.autocast(x.device.type, enabled=False):
         return head(x.float())
-
-
-def method_options(cls: type) -> dict[str, Any]:
-    """The keyword options a method class accepts, with their defaults."""
-    sig = inspect.signature(cls.__init__)
-    skip = {"self", "backbone", "num_features", "info"}
-    return {
-        name: p.default
-        for name, p in sig.parameters.items()
-        if name not in skip and p.kind is p.KEYWORD_ONLY
-    }

@@ -19,8 +19,15 @@ from fer_bench.errors import FerBenchError
 class Registry:
     """A named collection of factories that lists itself and fails with the known names."""
 
-    def __init__(self, kind: str, builtin_package: str, entry_point_group: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        builtin_package: str,
+        entry_point_group: str,
+        check: Callable[[str, Any], None] | None = None,
+    ) -> None:
         self.kind = kind
+        self._check = check
         self._builtin_package = builtin_package
         self._group = entry_point_group
         self._factories: dict[str, Callable[..., Any]] = {}
@@ -37,6 +44,8 @@ class Registry:
         """
 
         def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
+            if self._check is not None:
+                self._check(name, factory)
             existing = self._factories.get(name)
             if existing is not None and existing is not factory:
                 same = getattr(existing, "__qualname__", None) == getattr(
@@ -86,7 +95,39 @@ class Registry:
         return factory(**kwargs)
 
 
-METHODS = Registry("method", "fer_bench.methods", "fer_bench.methods")
+#: What the runner passes a method itself; everything else in ``__init__`` is a user option.
+METHOD_ARGUMENTS = ("backbone", "num_features", "info")
+
+
+def check_method_class(name: str, cls: Any) -> None:
+    """Refuse what would break silently later: options ``-M`` accepts but ``list -v`` and the
+    report cannot see, and a method that would train on the global defaults."""
+    import inspect
+
+    if not inspect.isclass(cls):
+        raise FerBenchError(f"method '{name}': register a Method subclass, not {cls!r}")
+    params = inspect.signature(cls.__init__).parameters
+    loose = [
+        n
+        for n, p in params.items()
+        if n != "self"
+        and n not in METHOD_ARGUMENTS
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and (p.kind is not p.KEYWORD_ONLY or p.default is p.empty)
+    ]
+    if loose:
+        raise FerBenchError(
+            f"method '{name}': option(s) {', '.join(loose)} must be keyword-only with a default "
+            "(after `*` in __init__)"
+        )
+    if not getattr(cls, "recipe", None):
+        raise FerBenchError(
+            f"method '{name}' has no recipe: set `recipe` (optimizer, lr, batch size, epochs, "
+            "...) from its paper or official code, e.g. fer_bench.method.SCN_RECIPE"
+        )
+
+
+METHODS = Registry("method", "fer_bench.methods", "fer_bench.methods", check_method_class)
 DATASETS = Registry("dataset", "fer_bench.datasets", "fer_bench.datasets")
 
 register_method = METHODS.register
@@ -105,8 +146,13 @@ def get_method_class(name: str) -> Callable[..., Any]:
     return METHODS.get(name)
 
 
-def create_method(name: str, **kwargs: Any) -> Any:
-    return METHODS.create(name, **kwargs)
+def create_method(name: str, backbone: Any, num_features: int, info: Any, **options: Any) -> Any:
+    """Build a method with its options typed, checked and defaults filled (``resolve_options``)."""
+    from fer_bench.options import resolve_options
+
+    cls = METHODS.get(name)
+    options = resolve_options(cls, options, f"method '{name}'")
+    return cls(backbone, num_features, info, **options)
 
 
 def create_dataset(name: str, **kwargs: Any) -> Any:

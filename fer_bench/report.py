@@ -127,14 +127,14 @@ def variant_of(config: dict[str, Any], identity: dict[str, Any] | None = None) -
 @functools.cache
 def _method_defaults(name: str) -> dict[str, Any]:
     """The method's options and defaults; empty for a method this installation does not know."""
-    from fer_bench.method import method_options
+    from fer_bench.options import declared_options
     from fer_bench.registry import METHODS
 
     try:
         factory = METHODS.get(name)
     except FerBenchError:
         return {}
-    return method_options(factory) if isinstance(factory, type) else {}
+    return declared_options(factory)
 
 
 def _option_key(name: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 import traceback
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ from fer_bench.data import FERData, Split
 from fer_bench.errors import FerBenchError
 from fer_bench.method import DataInfo, Method
 from fer_bench.noise import NoisyLabels, inject_noise
-from fer_bench.registry import DATASETS, METHODS, check_keywords, dataset_run_defaults
+from fer_bench.options import resolve_options
+from fer_bench.registry import (
+    DATASETS,
+    METHODS,
+    check_keywords,
+    create_method,
+    dataset_run_defaults,
+)
 from fer_bench.results import (
     CHECKPOINT_NAME,
     RECORD_NAME,
@@ -47,11 +55,12 @@ def resolve_config(config: RunConfig) -> RunConfig:
     config.validate()
     method_cls = METHODS.get(config.method)
     defaults = dataset_run_defaults(config.dataset)
-    check_keywords(
-        method_cls,
-        config.method_options,
-        f"method '{config.method}'",
-        internal=("backbone", "num_features", "info"),
+    # Typed, checked and complete: one experiment, one run id, whatever was spelled out.
+    config = replace(
+        config,
+        method_options=resolve_options(
+            method_cls, config.method_options, f"method '{config.method}'"
+        ),
     )
     check_keywords(
         DATASETS.get(config.dataset),
@@ -133,10 +142,12 @@ def _finish(
     return train_data, noisy, info
 
 
-def build_method(cfg: RunConfig, data: FERData, train: Split, device: torch.device) -> Method:
+def build_method(cfg: RunConfig, data: FERData, train: Split, noise_rate: float = 0.0) -> Method:
     torch.manual_seed(cfg.seed)
     backbone, num_features = create_backbone(cfg.backbone, cfg.pretrained)
     info = DataInfo(
+        noise_rate=noise_rate,
+        make_backbone=lambda: create_backbone(cfg.backbone, cfg.pretrained)[0],
         num_classes=data.num_classes,
         class_names=data.class_names,
         num_train=len(train),
@@ -146,7 +157,7 @@ def build_method(cfg: RunConfig, data: FERData, train: Split, device: torch.devi
         au_names=data.au_names,
         train_action_units=train.action_units,
     )
-    return METHODS.create(
+    return create_method(
         cfg.method, backbone=backbone, num_features=num_features, info=info, **cfg.method_options
     )
 
@@ -218,7 +229,7 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
             "rate_actual": round(noisy.actual_rate * 100, 4),
             "num_flipped": int(noisy.flipped.sum()),
         }
-        method = build_method(cfg, data, train_data.train, device)
+        method = build_method(cfg, data, train_data.train, noisy.actual_rate)
         record["method_class"] = f"{type(method).__module__}.{type(method).__qualname__}"
 
         def on_epoch_end(state: TrainState) -> None:

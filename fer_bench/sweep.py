@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from fer_bench.config import RunConfig
+from fer_bench.config import RunConfig, parse_noise_rate
 from fer_bench.errors import FerBenchError
 
 TOP_KEYS = ("name", "output_dir", "grid", "executor")
@@ -150,8 +150,10 @@ def expand_grid(grid: Any, where: str, output_dir: Path) -> list[RunConfig]:
     for values in itertools.product(*axes):
         options = dict(zip(keys, values, strict=True))
         options["output_dir"] = str(output_dir)
-        config = RunConfig.from_dict(options)
         try:
+            if "noise" in options:
+                options["noise"] = parse_noise_rate(options["noise"])
+            config = RunConfig.from_dict(options)
             config.validate()
         except FerBenchError as exc:
             raise FerBenchError(f"{where}: {exc}") from None

@@ -22,7 +22,7 @@ from fer_bench import augment
 from fer_bench.config import RunConfig
 from fer_bench.data import Split
 from fer_bench.errors import FerBenchError
-from fer_bench.method import Batch, LabelStore, Method
+from fer_bench.method import Batch, LabelStore, Method, TrainingSet
 from fer_bench.metrics import classification_metrics, relabel_stats, roc_auc
 from fer_bench.results import save_torch_atomic
 
@@ -159,20 +159,14 @@ class Trainer:
         self.given_prob_buf.fill_(float("nan"))
         start = time.perf_counter()
         progress = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        self.method.before_epoch(epoch, TrainingSet(self.scan_train, len(self.data.train)))
         for step in range(steps):
             idx = order[step * bs : (step + 1) * bs]
             rows = idx if self.train_rows is None else self.train_rows[idx]
-            images = augment.train_transform(
-                self.train_images[rows],
-                cfg.image_size,
-                self.aug_gen,
-                cfg.augment,
-                cfg.random_erasing,
-            )
-            if self.cuda:
-                images = images.contiguous(memory_format=torch.channels_last)
+            raw = self.train_images[rows]
             batch = Batch(
-                images=images,
+                images=self._augment(raw),
+                another_view=lambda raw=raw: self._augment(raw),
                 labels=self.labels[idx],
                 given_labels=self.labels.given[idx],
                 index=idx,
@@ -208,6 +202,34 @@ class Trainer:
             "images_per_s": steps * bs / seconds if seconds > 0 else None,
             **logs,
         }
+
+    def _augment(self, raw: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        images = augment.train_transform(
+            raw, cfg.image_size, self.aug_gen, cfg.augment, cfg.random_erasing
+        )
+        if self.cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    @torch.no_grad()
+    def scan_train(self, fn: Callable[..., torch.Tensor], batch_size: int = 512) -> torch.Tensor:
+        """``fn(images, labels, index)`` over the whole training set in eval mode, concatenated
+        in index order on the device (for methods' per-epoch passes, e.g. DivideMix's GMM)."""
+        was_training = self.method.training
+        self.method.eval()
+        n = len(self.data.train)
+        out = []
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(start + batch_size, n), device=self.device)
+            rows = idx if self.train_rows is None else self.train_rows[idx]
+            x = augment.eval_transform(self.train_images[rows], self.cfg.image_size)
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                out.append(fn(x, self.labels[idx], idx))
+        self.method.train(was_training)
+        return torch.cat(out)
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.inference_mode()

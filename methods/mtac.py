@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from fer_bench.methods.scn import rank_regularization
 from torch import nn
 
 from fer_bench.errors import FerBenchError
+from fer_bench.losses import class_balanced_weights, masked_bce, masked_mse, rank_regularization
 from fer_bench.method import (
     SCN_RECIPE,
     Batch,
@@ -55,6 +55,7 @@ from fer_bench.method import (
     StepOutput,
     in_fp32,
 )
+from fer_bench.options import OneOf, Range
 from fer_bench.registry import register_method
 
 #: EMFACS prototypes (Friesen & Ekman): the action units of each basic emotion.
@@ -94,26 +95,6 @@ def cooccurrence_graph(targets: torch.Tensor, threshold: float) -> torch.Tensor:
     return (adj / adj.sum(1, keepdim=True)).float()
 
 
-def class_balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Per-sample weights summing to one, every class present in the batch weighing the same."""
-    # one_hot + sum rather than bincount: CUDA's bincount reads its size back to the host.
-    counts = F.one_hot(labels, num_classes).sum(0).float()
-    w = 1.0 / counts[labels]
-    return w / w.sum()
-
-
-def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    known = ~torch.isnan(targets)
-    loss = F.binary_cross_entropy_with_logits(logits, torch.nan_to_num(targets), reduction="none")
-    return (loss * known).sum() / known.sum().clamp(min=1)
-
-
-def masked_mse(pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    known = ~torch.isnan(targets)
-    err = (pred - torch.nan_to_num(targets)) ** 2
-    return (err * known).sum() / known.sum().clamp(min=1)
-
-
 class AUGraphHead(nn.Module):
     """AU logits from features, refined by one graph convolution over the AU graph."""
 
@@ -139,6 +120,19 @@ class MultiTaskAssistedCorrection(Method):
     recipe = SCN_RECIPE
     weight_name = "confidence"
     relabels = True
+    checks = {
+        "beta": Range(0, 1, low_open=True, high_open=True),
+        "conf_margin": Range(0),
+        "conf_weight": Range(0),
+        "au_weight": Range(0),
+        "au_source": OneOf(("auto", "labels", "prior")),
+        "graph_threshold": Range(0, 1),
+        "va_weight": Range(0),
+        "relabel_epoch": Range(1),  # 1-based
+        "relabel_margin": Range(0, 2),  # a difference of cosine similarities
+        "prototype_momentum": Range(0, 1),
+        "warmup_epochs": Range(0),
+    }
 
     def __init__(
         self,
@@ -161,12 +155,6 @@ class MultiTaskAssistedCorrection(Method):
         warmup_epochs: int = 0,
     ) -> None:
         super().__init__(backbone, num_features, info)
-        if not 0 < beta < 1:
-            raise FerBenchError(f"mtac beta must be in (0, 1), got {beta}")
-        if au_source not in ("auto", "labels", "prior"):
-            raise FerBenchError(f"mtac au_source must be auto, labels or prior, got '{au_source}'")
-        if relabel_epoch < 1:
-            raise FerBenchError(f"mtac relabel_epoch is 1-based, got {relabel_epoch}")
         self.beta, self.conf_margin, self.conf_weight = beta, conf_margin, conf_weight
         self.class_balance = class_balance
         self.va_weight = va_weight if info.has_valence_arousal else 0.0
@@ -174,7 +162,6 @@ class MultiTaskAssistedCorrection(Method):
         self.relabel_margin, self.momentum = relabel_margin, prototype_momentum
         self.warmup_epochs = warmup_epochs
         c = info.num_classes
-        self.classifier = nn.Linear(num_features, c)
         hidden = max(num_features // 4, 8)
         self.confidence = nn.Sequential(
             nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Sigmoid()

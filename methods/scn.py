@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_bench.errors import FerBenchError
+from fer_bench.losses import rank_regularization
 from fer_bench.method import (
     SCN_RECIPE,
     Batch,
@@ -46,23 +46,8 @@ from fer_bench.method import (
     StepOutput,
     in_fp32,
 )
+from fer_bench.options import OneOf, Range
 from fer_bench.registry import register_method
-
-
-def rank_regularization(
-    weights: torch.Tensor, beta: float, margin: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """RR-loss and a mask of the low-importance group, for one batch of weights ``(B,)``."""
-    n = weights.shape[0]
-    if n < 2:  # no ranking in a batch of one
-        return weights.sum() * 0, torch.zeros(n, dtype=torch.bool, device=weights.device)
-    n_high = min(max(int(n * beta), 1), n - 1)
-    order = torch.argsort(weights, descending=True)
-    ranked = weights[order]
-    loss = (margin - (ranked[:n_high].mean() - ranked[n_high:].mean())).clamp(min=0)
-    low = torch.zeros(n, dtype=torch.bool, device=weights.device)
-    low[order[n_high:]] = True
-    return loss, low
 
 
 def relabel_candidates(
@@ -82,6 +67,16 @@ class SelfCureNetwork(Method):
     recipe = SCN_RECIPE
     weight_name = "importance"
     relabels = True
+    checks = {
+        "beta": Range(0, 1, low_open=True, high_open=True),
+        "rr_margin": Range(0),
+        "rr_weight": Range(0),
+        "relabel_margin": Range(0, 1),
+        "relabel_epoch": Range(1),  # 1-based
+        "relabel_scope": OneOf(("low", "all")),  # paper, official code
+        "warmup_epochs": Range(0),
+        "dropout": Range(0, 1, high_open=True),
+    }
 
     def __init__(
         self,
@@ -100,20 +95,11 @@ class SelfCureNetwork(Method):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(backbone, num_features, info)
-        if not 0 < beta < 1:
-            raise FerBenchError(f"scn beta must be in (0, 1), got {beta}")
-        if relabel_scope not in ("low", "all"):
-            raise FerBenchError(
-                f"scn relabel_scope must be 'low' (paper) or 'all' (official code), got '{relabel_scope}'"
-            )
-        if relabel_epoch < 1:
-            raise FerBenchError(f"scn relabel_epoch is 1-based, got {relabel_epoch}")
         self.beta, self.rr_margin, self.rr_weight = beta, rr_margin, rr_weight
         self.relabel_margin, self.relabel_epoch = relabel_margin, relabel_epoch
         self.relabel_scope, self.relabel_enabled = relabel_scope, relabel
         self.warmup_epochs = warmup_epochs
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(num_features, info.num_classes)
         self.importance = nn.Sequential(nn.Linear(num_features, 1), nn.Sigmoid())
 
     def forward_heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

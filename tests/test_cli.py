@@ -49,7 +49,8 @@ def test_run_end_to_end_writes_a_record_and_reruns_idempotently(tmp_path, capsys
     assert len(records) == 1
     record = json.loads(records[0].read_text())
     assert record["status"] == "done"
-    assert record["config"]["method_options"] == {"relabel_epoch": 1}
+    options = record["config"]["method_options"]
+    assert options["relabel_epoch"] == 1 and options["relabel_scope"] == "low"  # defaults filled
     assert main(args) == 0  # same config: same run id, nothing retrained
     assert list(tmp_path.glob("*/record.json")) == records
 
@@ -75,7 +76,7 @@ def test_list_shows_methods_and_datasets(capsys):
         (["run", "--dataset", "nope"], "unknown dataset 'nope'; known: "),
         (["run", "--noise", "120"], "--noise is a percentage in [0, 100), got 120"),
         (["run", "--noise", "-5"], "--noise is a percentage in [0, 100), got -5"),
-        (["run", "--noise", "abc"], "invalid float value: 'abc'"),
+        (["run", "--noise", "abc"], "--noise must be a percentage such as 20, got 'abc'"),
         (["run", "--epochs", "0"], "--epochs must be >= 1"),
         (["run", "--noise-type", "file"], "--noise-type file needs --noise-file"),
         (["run", "-M", "bogus=1"], "unknown option(s) bogus for method 'ce'"),

@@ -5,19 +5,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from fer_bench.methods.mtac import (
-    class_balanced_weights,
-    cooccurrence_graph,
-    masked_bce,
-    masked_mse,
-    prior_au_matrix,
-)
-from fer_bench.methods.scn import rank_regularization, relabel_candidates
+from fer_bench.methods.mtac import cooccurrence_graph, prior_au_matrix
+from fer_bench.methods.scn import relabel_candidates
 from methods_helpers import info_for
 from torch import nn
 
 from fer_bench.data import RAFDB_CLASSES
 from fer_bench.errors import FerBenchError
+from fer_bench.losses import class_balanced_weights, masked_bce, masked_mse, rank_regularization
 from fer_bench.method import Batch, LabelStore
 from fer_bench.registry import create_method
 

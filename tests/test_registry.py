@@ -61,7 +61,7 @@ def test_entry_point_plugins_are_loaded(monkeypatch):
 
         @register_method("plugin_method_for_test")
         class Plugin:
-            pass
+            recipe = {"epochs": 1}
 
     module.Plugin = None
     sys.modules["fake_plugin_mod"] = module

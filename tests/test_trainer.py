@@ -16,7 +16,7 @@ def _trainer(cfg, checkpoint=None, on_epoch_end=None):
     cfg = resolve_config(cfg)
     data = create_dataset(cfg.dataset, **cfg.dataset_options)
     train_data, _, _ = prepare_data(cfg, data)
-    method = build_method(cfg, data, train_data.train, torch.device("cpu"))
+    method = build_method(cfg, data, train_data.train)
     return Trainer(cfg, method, train_data, torch.device("cpu"), checkpoint, on_epoch_end)
 
 
