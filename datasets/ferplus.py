@@ -309,7 +309,9 @@ def read_ferplus(root: Path, options: dict[str, Any]) -> DatasetPlan:
     return DatasetPlan(class_names=class_names, splits=splits, sources=sources, notes=notes)
 
 
-FERPLUS = register_dataset("ferplus", run_defaults={"image_size": 112})(
+FERPLUS = register_dataset(
+    "ferplus", run_defaults={"image_size": 112}, measured_noise=("real", "annotator")
+)(
     RealDataset(
         "ferplus",
         reader=read_ferplus,
@@ -328,5 +330,6 @@ FERPLUS = register_dataset("ferplus", run_defaults={"image_size": 112})(
         },
         image_size=112,
         asymmetric_map=ASYMMETRIC_MAP,
+        soft_labels_are_votes=True,
     )
 )

@@ -3,9 +3,10 @@
 In one process it measures, after warm-up (compile included when asked):
   * the model-only ceiling — forward, backward and optimizer step of backbone + linear
     classifier with cross-entropy on one ready, already-normalised batch on the device;
-  * end to end — the real trainer epoch loop: index gather from the uint8 set on the device,
+  * end to end — the real trainer epoch loop: index gather from the uint8 set on the device
+    (or, with ``--data-placement host``, gathered on the host and copied one batch ahead),
     batched augmentation, the method's loss (weights, rank loss, relabeling, prototypes),
-    optimizer, bookkeeping buffers;
+    optimizer, bookkeeping buffers; ``--data-placement both`` times both paths, interleaved;
   * evaluation — batched inference over a held-out split;
   * peak memory (GPU memory on CUDA, process RSS on CPU).
 Each rate is the median of `--repeats` interleaved measurements.
@@ -22,6 +23,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +61,7 @@ def ceiling_step(trainer) -> Callable[[], None]:
     params = list(method.backbone.parameters()) + list(head.parameters())
     fused = {"fused": True} if device.type == "cuda" else {}
     opt = torch.optim.Adam(params, lr=1e-3, **fused)
-    images = eval_transform(trainer.train_images[: cfg.batch_size], cfg.image_size)
+    images = eval_transform(trainer.train_images[: cfg.batch_size].to(device), cfg.image_size)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
     labels = trainer.labels.current[: cfg.batch_size]
@@ -139,33 +141,56 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     train_data = TrainData(
         train=train, val=test, test=test, clean_train_labels=train.labels, num_classes=7
     )
-    torch.manual_seed(0)
-    method = build_method(cfg, data, train)
-    trainer = Trainer(cfg, method, train_data, device)
+    # One trainer per measured placement (same seed, same model); the first is the main one,
+    # whose figures are the record's end-to-end, ceiling and evaluation rates.
+    placements = ("device", "host") if args.data_placement == "both" else (args.data_placement,)
+    trainers = {}
+    for placement in placements:
+        torch.manual_seed(0)
+        run_cfg = replace(cfg, data_placement=placement)
+        trainers[placement] = Trainer(
+            run_cfg, build_method(run_cfg, data, train), train_data, device
+        )
+    trainer = trainers[placements[0]]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     # Each figure is the median of ``repeats`` interleaved measurements, so a slow moment of a
     # shared machine (CPU steal, another process) moves one sample, not the result.
     samples: dict[str, list[float]] = {"model_only": [], "end_to_end": [], "eval": []}
+    for placement in placements[1:]:
+        samples[f"end_to_end_{placement}"] = []
     model_step = ceiling_step(trainer)
     for _ in range(args.warmup):  # warm-up: compile, autotune, allocator, optimizer state
         model_step()
-    trainer.train_epoch(0, max_steps=args.warmup)
+    for each in trainers.values():
+        each.train_epoch(0, max_steps=args.warmup)
     trainer.predict_split(test, batch_size=args.eval_batch_size)
     for repeat in range(args.repeats):
         samples["model_only"].append(
             images_per_second(model_step, args.steps, args.batch_size, device)
         )
-        _sync(device)
-        timed = trainer.train_epoch(1 + repeat, max_steps=args.steps)
-        samples["end_to_end"].append(timed["images_per_s"])
+        for i, each in enumerate(trainers.values()):
+            _sync(device)
+            timed = each.train_epoch(1 + repeat, max_steps=args.steps)
+            samples["end_to_end" if i == 0 else f"end_to_end_{placements[i]}"].append(
+                timed["images_per_s"]
+            )
         _sync(device)
         start = time.perf_counter()
         trainer.predict_split(test, batch_size=args.eval_batch_size)
         _sync(device)
         samples["eval"].append(len(test) / (time.perf_counter() - start))
-    ceiling, end_to_end, eval_rate = (statistics.median(v) for v in samples.values())
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    ceiling, end_to_end, eval_rate = (medians[k] for k in ("model_only", "end_to_end", "eval"))
+    by_placement = {}
+    for i, (placement, each) in enumerate(trainers.items()):
+        rate = medians["end_to_end" if i == 0 else f"end_to_end_{placement}"]
+        by_placement[each.placement.placement] = {
+            "end_to_end_img_s": round(rate, 1),
+            "end_to_end_vs_ceiling": round(rate / ceiling, 4),
+            "decision": each.placement.to_record(),
+        }
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**30
         peak_kind = "GPU memory allocated"
@@ -194,6 +219,14 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "est_epoch_s": round(epoch_s, 2),
         "est_70_epochs_with_eval_s": round(70 * (epoch_s + len(test) / eval_rate), 1),
         "samples_img_s": {k: [round(x, 1) for x in v] for k, v in samples.items()},
+        "data_placement": args.data_placement,
+        "placements": by_placement,
+        "host_vs_device": round(
+            by_placement["host"]["end_to_end_img_s"] / by_placement["device"]["end_to_end_img_s"],
+            4,
+        )
+        if len(by_placement) == 2
+        else None,
         "peak_memory_gib": round(peak, 3),
         "peak_memory_kind": peak_kind,
         "device_name": torch.cuda.get_device_name(device)
@@ -221,6 +254,7 @@ def command_line(args: argparse.Namespace, device: torch.device | str) -> str:
         "warmup",
         "repeats",
         "eval_batch_size",
+        "data_placement",
     ):
         parts.append(f"--{name.replace('_', '-')} {getattr(args, name)}")
     if args.compile:
@@ -239,11 +273,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
             "model-only ceiling (fwd+bwd+Adam, ready batch)",
             f"{record['model_only_img_s']:,.0f} img/s",
         ),
-        (
-            "end-to-end training (data, aug, method, optimizer)",
-            f"{record['end_to_end_img_s']:,.0f} img/s",
+        *(
+            (
+                f"end-to-end training, {name} placement (data, aug, method, optimizer)",
+                f"{figures['end_to_end_img_s']:,.0f} img/s",
+            )
+            for name, figures in record["placements"].items()
         ),
         ("end-to-end / ceiling", f"{record['end_to_end_vs_ceiling']:.1%}"),
+        *(
+            [("host / device placement", f"{record['host_vs_device']:.1%}")]
+            if record["host_vs_device"] is not None
+            else []
+        ),
         ("evaluation", f"{record['eval_img_s']:,.0f} img/s"),
         ("est. 70 epochs + eval", f"{record['est_70_epochs_with_eval_s']:,.0f} s"),
         (f"peak {record['peak_memory_kind']}", f"{record['peak_memory_gib']:.2f} GiB"),
@@ -253,13 +295,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"{record['precision']}{', compiled' if record['compile'] else ''} on {record['device_name']}"
     )
     print(tabulate(rows, tablefmt="github"))
+    for name, figures in record["placements"].items():
+        print(f"{name} placement: {figures['decision']['reason']}")
     if args.out:
         out = Path(args.out)
         if out.suffix != ".json":
             slug = re.sub(r"[^a-z0-9]+", "-", record["device_name"].lower()).strip("-")
             out = (
                 out
-                / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}-{record['precision']}{'-compiled' if record['compile'] else ''}.json"
+                / f"{slug}-{record['method']}-{record['backbone']}-{record['image_size']}-b{record['batch_size']}-{record['precision']}{'-compiled' if record['compile'] else ''}{'' if args.data_placement == 'auto' else '-' + args.data_placement}.json"
             )
         write_json_atomic(out, record)
         print(f"record: {out}")
@@ -290,5 +334,12 @@ def register_cli(sub) -> None:
         "--repeats", type=int, default=3, help="interleaved measurements; medians reported [3]"
     )
     p.add_argument("--eval-batch-size", type=int, default=1024, help="evaluation batch [1024]")
+    p.add_argument(
+        "--data-placement",
+        default="auto",
+        choices=("auto", "device", "host", "both"),
+        help="training set on the device, streamed from the host, the trainer's measured "
+        "choice (auto), or both paths timed interleaved (both) [auto]",
+    )
     p.add_argument("--out", default="results/bench", help="JSON file or directory [results/bench]")
     p.set_defaults(func=cmd_bench)

@@ -160,8 +160,10 @@ class RealDataset:
         asymmetric_map: dict[str, str],
         align_choices: tuple[str, ...] = ("none",),
         default_align: Callable[[dict[str, Any]], str] | None = None,
+        soft_labels_are_votes: bool = False,
     ) -> None:
         self.name = name
+        self.soft_labels_are_votes = soft_labels_are_votes
         self.reader = reader
         self.options = options
         self.image_size = image_size
@@ -212,14 +214,23 @@ class RealDataset:
         )
 
     def read(self, settings: CacheSettings) -> DatasetPlan:
-        if not settings.root.exists():
-            raise FerBenchError(f"data root {settings.root} for '{self.name}' does not exist")
+        require_root(settings)
         return self.reader(settings.root, dict(settings.options))
 
     def __call__(self, root: str | os.PathLike[str] | None = None, **options: Any) -> FERData:
         settings = self.settings(root, options)
         directory = find_cache(settings)
-        return load_cache(directory, self.name, self.asymmetric_map, settings.prepare_command())
+        data = load_cache(directory, self.name, self.asymmetric_map, settings.prepare_command())
+        data.soft_labels_are_votes = self.soft_labels_are_votes
+        return data
+
+
+def require_root(settings: CacheSettings) -> None:
+    """A data root that is not there is a typo or a missing mount: say so, not "run prepare"."""
+    if not settings.root.exists():
+        raise FerBenchError(
+            f"data root {settings.root_arg} for '{settings.dataset}' does not exist"
+        )
 
 
 def read_manifest(directory: Path) -> dict[str, Any] | None:
@@ -263,6 +274,7 @@ def find_cache(settings: CacheSettings) -> Path:
                 f"several prepared caches for {settings.dataset} at {settings.root_arg} ({found}); "
                 "choose one with --dataset-option image_size=N [--dataset-option align=...]"
             )
+    require_root(settings)  # a cache prepared before is used even where the raw data is not
     unfinished = ""
     if settings.partial.exists() or settings.directory.exists():
         unfinished = " (an unfinished prepare is there; rerunning the command continues it)"

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_bench.report",
     "fer_bench.prepare",
     "fer_bench.bench",
+    "fer_bench.evaluate",
 )
 
 

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from fer_bench.config import (
+    DATA_PLACEMENTS,
     GLOBAL_DEFAULTS,
     NOISE_TYPES,
     OPTIMIZERS,
@@ -41,7 +42,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--noise-type",
         default="symmetric",
         choices=NOISE_TYPES,
-        help="symmetric (SCN protocol), asymmetric (fixed confusions), file, real [symmetric]",
+        help="symmetric (exact per-class counts), bernoulli (SCN's generator: each label flips "
+        "with probability rate), asymmetric (fixed confusions), file (published list), real "
+        "(FERPlus: FER2013's labels), annotator (FERPlus: one annotator's vote) [symmetric]",
     )
     p.add_argument("--noise-file", help="noisy label list in RAF-DB format, for --noise-type file")
     p.add_argument(
@@ -121,6 +124,20 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="auto: bf16 autocast on CUDA, fp32 on CPU [auto]",
     )
     p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar")
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="a finished run keeps checkpoint.pt with the optimizer state (default: only "
+        "final_weights.pt)",
+    )
+    p.add_argument(
+        "--data-placement",
+        default="auto",
+        choices=DATA_PLACEMENTS,
+        help="training set on the device (device), streamed from host memory one batch ahead "
+        "(host), or device when it fits next to the model, optimizer and a batch, measured "
+        "(auto); the record says which ran and why [auto]",
+    )
 
 
 def config_from_args(args: argparse.Namespace):
@@ -156,6 +173,8 @@ def config_from_args(args: argparse.Namespace):
             "device",
             "compile",
             "precision",
+            "keep_checkpoint",
+            "data_placement",
         )
     }
     fields["noise"] = parse_noise_rate(args.noise)
@@ -203,25 +222,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from fer_bench.options import declared_options
-    from fer_bench.registry import METHODS, dataset_run_defaults, list_datasets, list_methods
+    from fer_bench.listing import listing
 
-    print("methods:")
-    for name in list_methods():
-        cls = METHODS.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"  {name:<12} {doc[0] if doc else ''}")
-        opts = declared_options(cls)
-        if opts and args.verbose:
-            print("               options: " + ", ".join(f"{k}={v!r}" for k, v in opts.items()))
-    print("datasets:")
-    from fer_bench.registry import DATASETS
-
-    for name in list_datasets():
-        doc = (DATASETS.get(name).__doc__ or "").strip().splitlines()
-        print(f"  {name:<12} {doc[0] if doc else ''}")
-        if args.verbose and dataset_run_defaults(name):
-            print(f"               defaults: {dataset_run_defaults(name)}")
+    print(listing(args.verbose))
     return 0
 
 

@@ -15,7 +15,9 @@ from typing import Any
 
 from fer_bench.errors import FerBenchError
 
-NOISE_TYPES = ("symmetric", "asymmetric", "file", "real")
+NOISE_TYPES = ("symmetric", "bernoulli", "asymmetric", "file", "real", "annotator")
+#: Noise types whose rate is the data's own (measured, never chosen): ``--noise`` stays 0.
+MEASURED_NOISE_TYPES = ("real", "annotator")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("exponential", "cosine", "step", "none")
 
@@ -45,8 +47,12 @@ EXECUTION_FIELDS = (
     "precision",
     "noise_file",
     "progress",
+    "keep_checkpoint",
+    "data_placement",
 )
 PRECISIONS = ("auto", "bf16", "fp32")
+#: Where the training set lives while training (fer_bench.placement): measured, or forced.
+DATA_PLACEMENTS = ("auto", "device", "host")
 
 
 _NUMERIC_FIELDS: dict[str, type] = {
@@ -97,6 +103,8 @@ class RunConfig:
     compile: bool = False
     precision: str = "auto"
     progress: bool = True
+    keep_checkpoint: bool = False  # a done run keeps checkpoint.pt (optimizer state included)
+    data_placement: str = "auto"  # training set on the device or streamed from the host
 
     def __post_init__(self) -> None:
         # One value, one spelling: ``--noise 20`` (float) and ``noise: 20`` in YAML (int) must
@@ -139,6 +147,10 @@ class RunConfig:
             raise FerBenchError(
                 f"unknown noise type '{self.noise_type}'; known: {', '.join(NOISE_TYPES)}"
             )
+        if self.noise_type in MEASURED_NOISE_TYPES and self.noise:
+            raise FerBenchError(
+                f"--noise-type {self.noise_type} takes no --noise rate: the noise is the data's own"
+            )
         if self.noise_type == "file" and not self.noise_file:
             raise FerBenchError("--noise-type file needs --noise-file PATH")
         if self.noise_file_base not in (0, 1):
@@ -168,6 +180,11 @@ class RunConfig:
         if self.precision not in PRECISIONS:
             raise FerBenchError(
                 f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'"
+            )
+        if self.data_placement not in DATA_PLACEMENTS:
+            raise FerBenchError(
+                f"--data-placement must be one of {', '.join(DATA_PLACEMENTS)}, "
+                f"got '{self.data_placement}'"
             )
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{self.device}'")

@@ -105,6 +105,9 @@ class FERData:
     au_names: list[str] | None = None
     asymmetric_map: dict[str, str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: ``train.soft_labels`` are shares of annotators' votes (FERPlus), which
+    #: ``--noise-type annotator`` draws from; other soft labels (blends) are not votes.
+    soft_labels_are_votes: bool = False
 
     @property
     def num_classes(self) -> int:

@@ -7,16 +7,23 @@ requeues the job, which then picks up at the last finished epoch.
 
 Runs whose record says ``done`` are never resubmitted; ``failed`` ones only with
 ``--retry-failed``; runs whose job is still pending or running in the scheduler are left alone.
-Job ids go to ``<output_dir>/sweeps/<name>.json`` for ``fer-bench status``.
+Job ids go to ``<output_dir>/sweeps/<name>.json`` for ``fer-bench status``. A launcher holds the
+sweep's job-file lock from planning to recording what it submitted, so launchers of one sweep
+started together take turns and each skips what the others submitted; local and in-process
+launchers record the runs they will run as queued under their own process id first.
+``--dry-run`` runs every run's pre-flight checks (:mod:`fer_bench.preflight`) and lists the ones
+that would be refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,6 +86,7 @@ class LaunchResult:
     submitted: list[PlannedRun] = field(default_factory=list)
     jobs: list[Any] = field(default_factory=list)  # submitit jobs, aligned with ``submitted``
     failed: list[str] = field(default_factory=list)  # run ids that failed (local/inprocess)
+    refused: dict[str, str] = field(default_factory=dict)  # dry run: run id -> pre-flight error
 
 
 def record_status(output_dir: Path, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
@@ -102,7 +110,7 @@ _SUBMIT_REASONS = {None: "new", "failed": "retry", "running": "resume", "interru
 def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
     """Resolve every grid point, drop duplicates, decide which runs need a job."""
     from fer_bench import runner
-    from fer_bench.status import active_runs
+    from fer_bench.status import active_runs, lock_holder
 
     resolved: dict[str, RunConfig] = {}
     for config in sweep.configs:
@@ -119,6 +127,9 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
             planned.append(
                 PlannedRun(run_id, cfg, "active", False, f"job {active[run_id]} in queue")
             )
+        elif status == "running" and (holder := lock_holder(sweep.output_dir, run_id)):
+            # trained right now outside this sweep's jobs (fer-bench run, an orphaned process)
+            planned.append(PlannedRun(run_id, cfg, "active", False, f"trained by {holder}"))
         elif status == "failed" and not retry_failed:
             planned.append(PlannedRun(run_id, cfg, "failed", False, "failed (--retry-failed)"))
         else:
@@ -170,25 +181,58 @@ def launch(
     poll_s: float = 1.0,
 ) -> LaunchResult:
     """Plan the sweep, then submit (slurm), run in processes (local) or in a loop (inprocess)."""
-    planned = plan_sweep(sweep, retry_failed=retry_failed)
-    todo = [p for p in planned if p.submit]
-    result = LaunchResult(planned=planned)
     kind = sweep.executor["kind"]
-    _print_plan(sweep, planned, out)
     if dry_run:
-        _print_executor(sweep, len(todo), out)
+        planned = plan_sweep(sweep, retry_failed=retry_failed)
+        result = LaunchResult(planned=planned)
+        _print_plan(sweep, planned, out)
+        result.refused = _preflight_all(sweep, planned, out)
+        _print_executor(sweep, sum(p.submit for p in planned), out)
         out("dry run: nothing submitted")
         return result
-    if not todo:
-        out("nothing to run")
-        return result
-    if kind == "inprocess":
-        _run_inprocess(todo, result, out)
-    elif kind == "local":
-        _run_local(sweep, todo, result, out, poll_s)
-    else:
-        _submit_slurm(sweep, todo, result, out)
+    with sweep.jobs_lock():
+        planned = plan_sweep(sweep, retry_failed=retry_failed)
+        todo = [p for p in planned if p.submit]
+        result = LaunchResult(planned=planned)
+        _print_plan(sweep, planned, out)
+        if not todo:
+            out("nothing to run")
+            return result
+        if kind == "slurm":
+            _submit_slurm(sweep, todo, result, out)
+            return result
+        # Claimed before the lock goes: another launcher now sees these runs as queued here.
+        _store_jobs(sweep, [(p.run_id, str(os.getpid())) for p in todo], kind, queued=True)
+    try:
+        if kind == "inprocess":
+            _run_inprocess(sweep, todo, result, out)
+        else:
+            _run_local(sweep, todo, result, out, poll_s)
+    finally:
+        _end_here(sweep, [p.run_id for p in todo])
     return result
+
+
+def _preflight_all(sweep: Sweep, planned: list[PlannedRun], out: Printer) -> dict[str, str]:
+    """Every run's pre-flight checks; the device only where the runs execute on this machine."""
+    from fer_bench.preflight import Preflight
+
+    on_cluster = sweep.executor["kind"] == "slurm"
+    checker = Preflight(check_device=not on_cluster)
+    refused: dict[str, str] = {}
+    for p in planned:
+        try:
+            checker.check(p.config)
+        except FerBenchError as exc:
+            refused[p.run_id] = str(exc)
+    note = " (device not checked: the runs execute on the cluster's nodes)" if on_cluster else ""
+    if refused:
+        out(f"pre-flight: {len(refused)} of {len(planned)} runs would be refused{note}:")
+        for run_id, error in refused.items():
+            out(f"  {run_id}: {error}")
+    else:
+        out(f"pre-flight: all {len(planned)} runs pass{note}")
+    return refused
 
 
 def _print_plan(sweep: Sweep, planned: list[PlannedRun], out: Printer) -> None:
@@ -220,16 +264,27 @@ def _print_executor(sweep: Sweep, n: int, out: Printer) -> None:
         out(f"  {key}: {value}")
 
 
-def _run_inprocess(todo: list[PlannedRun], result: LaunchResult, out: Printer) -> None:
+def _run_inprocess(
+    sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, out: Printer
+) -> None:
+    from fer_bench.locks import LockHeld
+
     job = SweepJob()
     for i, p in enumerate(todo, 1):
         out(f"[{i}/{len(todo)}] {p.run_id}")
+        with sweep.jobs_lock():
+            _store_jobs(sweep, [(p.run_id, str(os.getpid()))], "inprocess")
         try:
             summary = job(p.config.to_dict())
+        except LockHeld as exc:  # trained by another process right now: not ours to run
+            out(f"  skipped: {exc}")
+            continue
         except FerBenchError as exc:
             result.failed.append(p.run_id)
             out(f"  failed: {exc}")
             continue
+        finally:
+            _end_here(sweep, [p.run_id])
         result.submitted.append(p)
         out(f"  done: test accuracy {_fmt_acc(summary.get('test_accuracy'))}")
 
@@ -251,7 +306,8 @@ def _run_local(
         while queue and len(running) < limit:
             p = queue.pop(0)
             job = executor.submit(SweepJob(), p.config.to_dict())
-            _store_jobs(sweep, [(p.run_id, job.job_id)], "local")
+            with sweep.jobs_lock():
+                _store_jobs(sweep, [(p.run_id, job.job_id)], "local")
             result.submitted.append(p)
             result.jobs.append(job)
             running.append((p, job))
@@ -318,8 +374,43 @@ def _report_outcome(
         out(f"failed {run_id} (job {job.job_id}): {line or _last_line(str(exc))}")
 
 
-def _store_jobs(sweep: Sweep, pairs: list[tuple[str, str]], kind: str) -> None:
-    """Merge run id -> job id into the sweep's job file (latest submission wins)."""
+def _store_jobs(
+    sweep: Sweep, pairs: list[tuple[str, str]], kind: str, queued: bool = False
+) -> None:
+    """Merge run id -> job id into the sweep's job file (latest submission wins). The caller
+    holds ``sweep.jobs_lock()``: the read, the merge and the write are one step. ``queued``
+    marks runs a local or in-process launcher (the job id is its pid) has yet to start."""
+    import platform
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with _jobs_data(sweep) as jobs:
+        for run_id, job_id in pairs:
+            jobs[run_id] = {
+                "executor": kind,
+                "job_id": str(job_id),
+                "folder": str(sweep.folder),
+                "submitted_at": now,
+                "host": platform.node(),
+            }
+            if queued:
+                jobs[run_id]["queued"] = True
+
+
+def _end_here(sweep: Sweep, run_ids: list[str]) -> None:
+    """This launcher no longer runs these (in-process runs it finished, claims it never
+    started): their entries under its pid end, even while the process lives on."""
+    me = str(os.getpid())
+    with sweep.jobs_lock(), _jobs_data(sweep) as jobs:
+        for run_id in run_ids:
+            entry = jobs.get(run_id)
+            if entry and entry.get("job_id") == me and entry.get("executor") != "slurm":
+                entry.pop("queued", None)
+                entry["ended"] = True
+
+
+@contextmanager
+def _jobs_data(sweep: Sweep) -> Iterator[dict[str, Any]]:
+    """The job file's ``jobs`` mapping, written back after the block (caller holds the lock)."""
     from fer_bench.results import read_record, write_json_atomic
 
     path = sweep.jobs_file
@@ -332,15 +423,7 @@ def _store_jobs(sweep: Sweep, pairs: list[tuple[str, str]], kind: str) -> None:
     data["name"] = sweep.name
     data["sweep_file"] = str(sweep.source.resolve()) if sweep.source else None
     data["output_dir"] = str(sweep.output_dir)
-    jobs = data.setdefault("jobs", {})
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for run_id, job_id in pairs:
-        jobs[run_id] = {
-            "executor": kind,
-            "job_id": str(job_id),
-            "folder": str(sweep.folder),
-            "submitted_at": now,
-        }
+    yield data.setdefault("jobs", {})
     write_json_atomic(path, data)
 
 
@@ -386,6 +469,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.executor:
         sweep.executor["kind"] = args.executor
     result = launch(sweep, retry_failed=args.retry_failed, dry_run=args.dry_run)
+    if result.refused:
+        raise FerBenchError(
+            f"{len(result.refused)} of {len(result.planned)} runs would be refused "
+            "(listed above); fix them before launching"
+        )
     if args.wait and sweep.executor["kind"] == "slurm" and result.jobs:
         wait_for_jobs(sweep, result)
     if result.failed:

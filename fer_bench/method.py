@@ -87,8 +87,19 @@ class LabelStore:
         return self.current[index]
 
     def relabel(self, index: torch.Tensor, new_labels: torch.Tensor, mask: torch.Tensor) -> None:
-        """Set ``current[index[mask]] = new_labels[mask]`` without a host sync."""
-        self.current[index] = torch.where(mask, new_labels, self.current[index])
+        """Set ``current[index[mask]] = new_labels[mask]`` without a host sync.
+
+        An index repeated in the batch (balanced sampling draws with replacement) takes the
+        relabel of its last occurrence whose mask is set: every occurrence writes that same
+        value, so the outcome does not depend on the order the writes land in.
+        """
+        position = torch.arange(len(index), device=index.device)
+        candidate = torch.where(mask, position, -1)
+        last = torch.full_like(self.current, -1)
+        last.scatter_reduce_(0, index, candidate, reduce="amax")
+        winner = last[index]  # per occurrence: the position whose relabel its sample takes
+        taken = new_labels.to(self.current.dtype)[winner.clamp(min=0)]
+        self.current[index] = torch.where(winner >= 0, taken, self.current[index])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"given": self.given.cpu(), "current": self.current.cpu()}

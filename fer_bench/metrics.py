@@ -74,16 +74,24 @@ def roc_auc(scores: torch.Tensor, positive: torch.Tensor) -> float | None:
 def relabel_stats(
     given: torch.Tensor, current: torch.Tensor, clean: torch.Tensor, num_classes: int
 ) -> dict[str, Any]:
-    """What relabeling did: how many labels moved, how many were restored or corrupted."""
+    """What relabeling did: how many labels moved, how many were restored or corrupted.
+
+    ``precision`` = restored / changed (how often a change was right); ``recall`` = restored /
+    noisy, the share of the given labels that disagreed with the clean ones (``noisy``) that
+    relabeling set right. None where its denominator is 0.
+    """
     given, current, clean = given.cpu(), current.cpu(), clean.cpu()
     changed = current != given
     restored = changed & (current == clean)
     corrupted = changed & (given == clean)
     n_changed = int(changed.sum())
+    n_noisy = int((given != clean).sum())
     return {
         "changed": n_changed,
         "restored": int(restored.sum()),
         "corrupted": int(corrupted.sum()),
+        "noisy": n_noisy,
         "precision": float(restored.sum() / n_changed) if n_changed else None,
+        "recall": float(restored.sum() / n_noisy) if n_noisy else None,
         "from_to": confusion_matrix(given[changed], current[changed], num_classes).tolist(),
     }

@@ -1,11 +1,17 @@
 """Seeded label-noise injection with the clean labels and the flipped mask kept for diagnostics.
 
-``symmetric`` follows the SCN protocol: exactly ``round(rate * n_c)`` samples of every class c
-are flipped, each to a uniformly random *other* class. ``asymmetric`` flips the same exact
-per-class counts to one fixed confusable class (the dataset's documented map, else
-``DEFAULT_ASYMMETRIC_MAP``). ``file`` reads a published noisy label list in RAF-DB's list format
-(``train_00001.jpg 5``, labels 1-based). ``real`` uses the labels a real noisy source published
-(FERPlus: the original FER2013 labels); there the noise rate is measured, not chosen.
+``symmetric``: exactly ``round(rate * n_c)`` samples of every class c are flipped, each to a
+uniformly random *other* class (exact per-class counts: the realised rate equals the requested
+one). ``bernoulli`` is SCN's own generator (kaiwang960112/Self-Cure-Network, generate.py): every
+sample independently flips with probability ``rate`` to a uniformly random other class, so the
+realised rate scatters around the requested one; use it to match SCN's published protocol.
+``asymmetric`` flips exact per-class counts to one fixed confusable class (the dataset's
+documented map, else ``DEFAULT_ASYMMETRIC_MAP``). ``file`` reads a published noisy label list in
+RAF-DB's list format (``train_00001.jpg 5``, labels 1-based). ``real`` uses the labels a real
+noisy source published (FERPlus: the original FER2013 labels). ``annotator`` gives each sample
+the label of one of its annotators, drawn from its vote shares (FERPlus's 10 votes): human,
+instance-dependent noise, the FER counterpart of CIFAR-10N's "random" labels (Wei et al., ICLR
+2022). For ``real`` and ``annotator`` the rate is measured, not chosen.
 """
 
 from __future__ import annotations
@@ -67,6 +73,12 @@ def _per_class_flip_positions(
     return positions
 
 
+def _other_class(labels: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A uniform draw from the num_classes - 1 classes other than each label: 0..C-2, skip it."""
+    draw = torch.randint(0, num_classes - 1, (len(labels),), generator=gen)
+    return draw + (draw >= labels).long()
+
+
 def symmetric_noise(
     labels: torch.Tensor, num_classes: int, rate_percent: float, gen: torch.Generator
 ) -> torch.Tensor:
@@ -74,10 +86,23 @@ def symmetric_noise(
         raise FerBenchError("symmetric noise needs at least 2 classes")
     noisy = labels.clone()
     for c, pos in enumerate(_per_class_flip_positions(labels, num_classes, rate_percent, gen)):
-        # A uniform draw from the num_classes - 1 other classes: draw 0..C-2, skip over c.
-        draw = torch.randint(0, num_classes - 1, (len(pos),), generator=gen)
-        noisy[pos] = draw + (draw >= c).long()
+        noisy[pos] = _other_class(torch.full((len(pos),), c), num_classes, gen)
     return noisy
+
+
+def bernoulli_noise(
+    labels: torch.Tensor, num_classes: int, rate_percent: float, gen: torch.Generator
+) -> torch.Tensor:
+    """SCN's generator: each sample flips with probability ``rate`` to a random other class."""
+    if num_classes < 2 and rate_percent > 0:
+        raise FerBenchError("bernoulli noise needs at least 2 classes")
+    flip = torch.rand(len(labels), generator=gen, dtype=torch.float64) < rate_percent / 100
+    return torch.where(flip, _other_class(labels, num_classes, gen), labels)
+
+
+def annotator_noise(votes: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One annotator's label per sample, drawn in proportion to the sample's vote shares."""
+    return torch.multinomial(votes.double(), 1, generator=gen).squeeze(1)
 
 
 def asymmetric_noise(
@@ -164,6 +189,7 @@ def inject_noise(
     noise_file_base: int = 1,
     asymmetric_map: dict[str, str] | None = None,
     real_noisy_labels: torch.Tensor | None = None,
+    votes: torch.Tensor | None = None,
 ) -> NoisyLabels:
     """Noisy training labels; the same (dataset, type, rate, seed) always gives the same ones."""
     if not 0 <= rate_percent < 100:
@@ -180,6 +206,19 @@ def inject_noise(
             if rate > 0
             else clean.clone()
         )
+    elif noise_type == "bernoulli":
+        noisy = bernoulli_noise(clean, num_classes, rate, gen)
+    elif noise_type == "annotator":
+        if votes is None:
+            raise FerBenchError(
+                f"dataset '{dataset}' has no annotator votes; --noise-type annotator needs one "
+                "that has (ferplus)"
+            )
+        if rate_percent:
+            raise FerBenchError(
+                "--noise-type annotator takes no --noise rate: the noise is the annotators' own"
+            )
+        noisy = annotator_noise(votes, gen)
     elif noise_type == "file":
         if noise_file is None:
             raise FerBenchError("--noise-type file needs --noise-file PATH")

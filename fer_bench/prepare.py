@@ -65,7 +65,7 @@ def prepare_dataset(
     chunk_size: int = CHUNK_SIZE,
 ) -> PrepareResult:
     """Build (or continue building) the cache for ``name`` at ``root`` with ``options``."""
-    from fer_bench.cache import read_manifest
+    from fer_bench.cache import read_manifest, require_root
 
     spec = real_dataset(name)
     options = dict(options or {})
@@ -82,6 +82,7 @@ def prepare_dataset(
         manifest = read_manifest(settings.directory)
         if manifest is not None:
             return PrepareResult(settings.directory, manifest, True, settings)
+    require_root(settings)  # before anything is created in the cache
     try:
         settings.directory.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -115,21 +116,17 @@ def _write_error(path: Path, exc: OSError) -> FerBenchError:
 
 @contextmanager
 def _exclusive(settings: CacheSettings) -> Iterator[None]:
-    """One prepare per cache at a time: two writers would interleave chunks."""
-    import fcntl
+    """One prepare per cache at a time: two writers would interleave chunks. The lock file goes
+    when the lock does, whether the prepare succeeded or failed."""
+    from fer_bench.locks import FileLock
 
     lock_path = settings.base / settings.dataset / f".lock-{settings.key}"
-    with open(lock_path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FerBenchError(
-                f"another fer-bench prepare is writing {settings.partial}; wait for it to finish"
-            ) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    message = (
+        f"another fer-bench prepare ({{holder}}) is writing {settings.partial}; "
+        "wait for it to finish"
+    )
+    with FileLock(lock_path, message):
+        yield
 
 
 def _fingerprint(plan: DatasetPlan, settings: CacheSettings, chunk_size: int) -> str:

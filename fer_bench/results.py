@@ -1,9 +1,14 @@
 """Run records: one directory per run, one JSON file, written atomically.
 
 Layout: ``<output_dir>/<run_id>/record.json`` (the record), ``checkpoint.pt`` (last finished
-epoch, for resume). ``status`` is ``running`` while training, then ``done``, ``failed`` or
-``interrupted`` (Ctrl-C or a scheduler's stop signal; the next run resumes it); a failed or
-interrupted record keeps the one-line ``error`` and the full ``traceback``.
+epoch, for resume; removed when the run is done unless ``--keep-checkpoint``),
+``final_weights.pt`` (a done run's model as a plain state dict, ``weights_only`` loadable) and
+``run.lock`` (held by the process training the run; see :mod:`fer_bench.locks`). ``status`` is
+``running`` while training, then ``done``, ``failed`` or ``interrupted`` (Ctrl-C, SIGTERM or a
+scheduler's stop signal; the next run resumes it); a failed or interrupted record keeps the
+one-line ``error`` and the full ``traceback``.
+
+No torch at import: ``fer-bench status`` and ``report`` read records without it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 RECORD_NAME = "record.json"
 CHECKPOINT_NAME = "checkpoint.pt"
+FINAL_WEIGHTS_NAME = "final_weights.pt"
+LOCK_NAME = "run.lock"
 SCHEMA_VERSION = 1
 STATUSES = ("running", "done", "failed", "interrupted")
 
@@ -68,14 +76,16 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 
 
 def save_torch_atomic(path: str | Path, obj: Any) -> None:
+    import torch
+
     _write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
+    if hasattr(obj, "tolist") and getattr(obj, "ndim", 0) > 0:  # tensors, arrays
+        return obj.tolist()
     if hasattr(obj, "item"):
         return obj.item()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
@@ -133,13 +143,28 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware(device: torch.device) -> dict[str, Any]:
+def cpu_budget() -> tuple[int, str]:
+    """How many CPUs this process was given, and who said so: Slurm's ``--cpus-per-task``, else
+    the CPU affinity mask (cgroups, taskset), else every CPU of the machine."""
+    given = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given), "SLURM_CPUS_PER_TASK"
+    try:
+        return max(len(os.sched_getaffinity(0)), 1), "CPU affinity"
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1, "CPU count"
+
+
+def hardware(device: torch.device, threads_from: str | None = None) -> dict[str, Any]:
+    import torch
+
     info: dict[str, Any] = {
         "device": str(device),
         "hostname": platform.node(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "torch_threads_from": threads_from,
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

@@ -1,16 +1,24 @@
 """One run end to end: dataset -> noise -> trainer <-> method -> result record.
 
 ``run_experiment`` is idempotent: a run whose record says ``done`` is returned untouched; any
-other run resumes from its last epoch checkpoint. Every started run ends with a record: ``done``,
-``failed`` (an error: retried only when asked), or ``interrupted`` (Ctrl-C, or the scheduler's
-time-limit/preemption signal: not a failure, resumed by the next run or requeue).
+other run resumes from its last epoch checkpoint. Bad input is refused by the pre-flight checks
+(:mod:`fer_bench.preflight`) before any record exists. A run trains in one process at a time:
+the process holds the run directory's lock (:mod:`fer_bench.locks`) from its first record to
+its last. Every started run ends with a record: ``done``, ``failed`` (an error: retried only when
+asked), or ``interrupted`` (Ctrl-C, SIGTERM, or the scheduler's time-limit/preemption signal:
+not a failure, resumed by the next run or requeue).
 """
 
 from __future__ import annotations
 
 import hashlib
+import signal
+import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,31 +27,36 @@ from typing import Any
 import torch
 
 from fer_bench.backbones import create_backbone
-from fer_bench.config import RunConfig
+from fer_bench.config import MEASURED_NOISE_TYPES, RunConfig
 from fer_bench.data import FERData, Split
 from fer_bench.errors import FerBenchError
 from fer_bench.method import DataInfo, Method
 from fer_bench.noise import NoisyLabels, inject_noise
-from fer_bench.options import resolve_options
+from fer_bench.options import declared_options, resolve_options
 from fer_bench.registry import (
     DATASETS,
     METHODS,
     check_keywords,
     create_method,
     dataset_run_defaults,
+    list_datasets,
 )
 from fer_bench.results import (
     CHECKPOINT_NAME,
+    FINAL_WEIGHTS_NAME,
+    LOCK_NAME,
     RECORD_NAME,
     SCHEMA_VERSION,
+    cpu_budget,
     git_commit,
     hardware,
     package_versions,
     read_record,
     run_dir,
+    save_torch_atomic,
     write_json_atomic,
 )
-from fer_bench.trainer import TrainData, Trainer, TrainState, pick_device
+from fer_bench.trainer import TrainData, Trainer, TrainState, _unwrapped_state
 
 
 class RunFailed(FerBenchError):
@@ -68,6 +81,17 @@ def resolve_config(config: RunConfig) -> RunConfig:
         f"dataset '{config.dataset}'",
         internal=("root",),
     )
+    measured = DATASETS.attrs(config.dataset).get("measured_noise", ())
+    if config.noise_type in MEASURED_NOISE_TYPES and config.noise_type not in measured:
+        having = [
+            d
+            for d in list_datasets()
+            if config.noise_type in DATASETS.attrs(d).get("measured_noise", ())
+        ]
+        raise FerBenchError(
+            f"dataset '{config.dataset}' has no {config.noise_type} noisy labels; "
+            f"--noise-type {config.noise_type} needs one that has ({', '.join(having) or 'none'})"
+        )
     resolved = config.resolved(getattr(method_cls, "recipe", {}), defaults)
     from fer_bench.augment import AUGMENTS
 
@@ -102,6 +126,7 @@ def prepare_data(cfg: RunConfig, data: FERData) -> tuple[TrainData, NoisyLabels,
         noise_file_base=cfg.noise_file_base,
         asymmetric_map=data.asymmetric_map,
         real_noisy_labels=data.train.real_noisy_labels,
+        votes=data.train.soft_labels if data.soft_labels_are_votes else None,
     )
     train_all = Split(**{**data.train.__dict__, "labels": noisy.labels})
     if data.val is not None:
@@ -133,11 +158,17 @@ def _finish(
         "num_test": len(data.test),
         "class_names": data.class_names,
         "val_source": val_source,
+        "val_labels": "noisy" if val_source.startswith("held-out") else "clean",
         "image_shape": list(data.train.images.shape[1:]),
         "meta": data.meta,
     }
     train_data = TrainData(
-        train=train, val=val, test=data.test, clean_train_labels=clean, num_classes=data.num_classes
+        train=train,
+        val=val,
+        test=data.test,
+        clean_train_labels=clean,
+        num_classes=data.num_classes,
+        val_labels=info["val_labels"],
     )
     return train_data, noisy, info
 
@@ -189,20 +220,75 @@ def note_stop_signal() -> None:
     _stop_signalled = True
 
 
+class Terminated(SystemExit):
+    """SIGTERM arrived (``scancel``, ``timeout``, a node shutting down): the run is recorded as
+    interrupted, like Ctrl-C, and the process exits with status 128 + 15."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` while a run trains, except after a scheduler's stop
+    signal: submitit is then requeueing the job and its own handling must finish."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if not _stop_signalled:
+            raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _previous_record(path: Path) -> dict[str, Any]:
+    try:
+        return read_record(path) if path.exists() else {}
+    except (OSError, ValueError):
+        return {}
+
+
 def run_experiment(config: RunConfig) -> dict[str, Any]:
     """Train (or resume, or return) one run and return its record."""
+    from fer_bench.locks import FileLock
+    from fer_bench.preflight import preflight
+
     cfg = resolve_config(config)
     identity = cfg.identity()
     rid = cfg.run_id(identity)
     directory = run_dir(cfg.output_dir, rid)
     record_path = directory / RECORD_NAME
-    if record_path.exists():
-        try:
-            previous = read_record(record_path)
-        except (OSError, ValueError):
-            previous = {}
+    previous = _previous_record(record_path)
+    if previous.get("status") == "done":
+        return previous
+    checked = preflight(cfg)  # bad input stops here, before any record
+    threads, threads_from = cpu_budget()
+    torch.set_num_threads(threads)  # the CPUs this job was given, not every core of the node
+    with FileLock(directory / LOCK_NAME, f"run {rid} is already being trained by {{holder}}"):
+        previous = _previous_record(record_path)  # the last holder may have finished it
         if previous.get("status") == "done":
             return previous
+        with _sigterm_interrupts():
+            return _train(cfg, identity, rid, checked, previous, threads_from)
+
+
+def _train(
+    cfg: RunConfig,
+    identity: dict[str, Any],
+    rid: str,
+    checked: Any,
+    previous: dict[str, Any],
+    threads_from: str,
+) -> dict[str, Any]:
+    directory = run_dir(cfg.output_dir, rid)
+    record_path = directory / RECORD_NAME
+    train_data, noisy, now = checked.train_data, checked.noisy, _now()
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "run_id": rid,
@@ -211,36 +297,48 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
         "traceback": None,
         "config": cfg.to_dict(),
         "identity": identity,
-        "started_at": _now(),
+        "method_defaults": declared_options(METHODS.get(cfg.method)),  # for the report
+        # A requeued or rerun attempt keeps the first start, the epochs so far and the time spent.
+        "first_started_at": previous.get("first_started_at") or previous.get("started_at") or now,
+        "started_at": now,
+        "attempts": int(previous.get("attempts") or (1 if previous else 0)) + 1,
         "versions": package_versions(),
         "git": git_commit(),
-    }
-    wall_start = time.perf_counter()
-    write_json_atomic(record_path, record)
-    try:
-        device = pick_device(cfg.device)
-        record["hardware"] = hardware(device)
-        data = DATASETS.create(cfg.dataset, root=cfg.data_root, **cfg.dataset_options)
-        train_data, noisy, info = prepare_data(cfg, data)
-        record["dataset"] = info
-        record["noise"] = {
+        "hardware": hardware(checked.device, threads_from),
+        "dataset": checked.info,
+        "noise": {
             "type": cfg.noise_type,
             "rate_requested": cfg.noise,
             "rate_actual": round(noisy.actual_rate * 100, 4),
             "num_flipped": int(noisy.flipped.sum()),
-        }
-        method = build_method(cfg, data, train_data.train, noisy.actual_rate)
+        },
+        "history": previous.get("history") or [],
+    }
+    earlier = float(previous.get("wall_time_s") or 0.0)
+    wall_start = time.perf_counter()
+
+    def write(**updates: Any) -> None:
+        record.update(updates, wall_time_s=round(earlier + time.perf_counter() - wall_start, 3))
+        write_json_atomic(record_path, record)
+
+    write()
+    trainer: Trainer | None = None
+    try:
+        method = build_method(cfg, checked.data, train_data.train, noisy.actual_rate)
         record["method_class"] = f"{type(method).__module__}.{type(method).__qualname__}"
 
         def on_epoch_end(state: TrainState) -> None:
-            record["history"] = state.history
-            write_json_atomic(record_path, record)
+            write(history=state.history, resumed_from_epoch=trainer.resumed_from)
 
         trainer = Trainer(
-            cfg, method, train_data, device, directory / CHECKPOINT_NAME, on_epoch_end
+            cfg, method, train_data, checked.device, directory / CHECKPOINT_NAME, on_epoch_end
         )
+        # Which path fed the training set (device-resident or streamed from host) and why.
+        record["data_placement"] = trainer.placement.to_record()
         state = trainer.fit()
-        record.update(
+        # What cross-dataset evaluation needs; the optimizer state goes with the checkpoint.
+        save_torch_atomic(directory / FINAL_WEIGHTS_NAME, _unwrapped_state(trainer.method))
+        write(
             status="done",
             history=state.history,
             final=_summary(state.history),
@@ -249,27 +347,33 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
             throughput_img_s=round(state.images_seen / state.train_seconds, 1)
             if state.train_seconds
             else None,
+            finished_at=_now(),
+            resumed_from_epoch=trainer.resumed_from,
         )
     except BaseException as exc:
-        stopped = isinstance(exc, KeyboardInterrupt) or (
+        stopped = isinstance(exc, KeyboardInterrupt | Terminated) or (
             isinstance(exc, SystemExit) and _stop_signalled
         )
-        record["status"] = "interrupted" if stopped else "failed"
-        record["error"] = _one_line(exc)
-        record["traceback"] = traceback.format_exc()
-        record["finished_at"] = _now()
-        record["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
-        write_json_atomic(record_path, record)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        write(
+            status="interrupted" if stopped else "failed",
+            error=_one_line(exc),
+            traceback=traceback.format_exc(),
+            finished_at=_now(),
+            resumed_from_epoch=getattr(trainer, "resumed_from", None),
+        )
+        if isinstance(exc, Terminated):
+            print(f"fer-bench: run {rid} stopped by SIGTERM; rerun to resume", file=sys.stderr)
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         raise RunFailed(f"run {rid} failed: {record['error']} (record: {record_path})") from exc
-    record["finished_at"] = _now()
-    record["wall_time_s"] = round(time.perf_counter() - wall_start, 3)
-    write_json_atomic(record_path, record)
+    if not cfg.keep_checkpoint:
+        (directory / CHECKPOINT_NAME).unlink(missing_ok=True)
     return record
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, Terminated):
+        return "stopped by SIGTERM"
     text = str(exc).strip().splitlines()
     message = text[0] if text else ""
     if isinstance(exc, FerBenchError):

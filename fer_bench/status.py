@@ -1,9 +1,13 @@
 """``fer-bench status``: where every run of a sweep stands, from its record and the scheduler.
 
-The record is the truth for runs that ended (``done``, or ``failed`` with its error line). For
-the rest the scheduler is asked about the job ids stored at launch
-(``<output_dir>/sweeps/<name>.json``): Slurm through ``squeue`` (live jobs) and ``sacct``
-(ended ones, where accounting is on); local jobs by their process id.
+The record is the truth for runs that ended (``done``, or ``failed`` with its error line). A
+record that says ``running`` is checked against the run's lock: the training process holds it
+until it ends, and the kernel drops it when the process dies, so a run nobody holds is
+``stalled``, never ``running``. For the rest the scheduler is asked about the job ids stored at
+launch (``<output_dir>/sweeps/<name>.json``): Slurm through ``squeue`` (live jobs) and ``sacct``
+(ended ones, where accounting is on); local and in-process jobs by their process id.
+
+Imports no torch: ``fer-bench status --output-dir`` answers in well under a second.
 """
 
 from __future__ import annotations
@@ -77,8 +81,10 @@ def scheduler_states(jobs: dict[str, dict[str, Any]]) -> dict[str, str]:
         if entry.get("executor") == "slurm":
             if job_id in slurm:
                 out[run_id] = slurm[job_id]
-        elif entry.get("executor") == "local":
-            out[run_id] = "RUNNING" if _process_alive(job_id) else "ENDED"
+        elif entry.get("executor") in ("local", "inprocess"):
+            # A launcher's claim on a run it has not started yet is pending while it lives.
+            alive = _process_alive(job_id) and not entry.get("ended")
+            out[run_id] = ("PENDING" if entry.get("queued") else "RUNNING") if alive else "ENDED"
     return out
 
 
@@ -156,10 +162,23 @@ def read_run(output_dir: Path, run_id: str) -> dict[str, Any] | None:
         return {"status": "unreadable"}
 
 
+def lock_holder(output_dir: Path, run_id: str) -> str | None:
+    """``host X pid N`` of the process training the run, or ``None`` when no process does."""
+    from fer_bench.locks import holder
+    from fer_bench.results import LOCK_NAME
+
+    return holder(Path(output_dir) / run_id / LOCK_NAME)
+
+
 def combine(
-    run_id: str, record: dict[str, Any] | None, job: dict[str, Any] | None, sched: str | None
+    run_id: str,
+    record: dict[str, Any] | None,
+    job: dict[str, Any] | None,
+    sched: str | None,
+    holder: str | None = None,
 ) -> RunStatus:
-    """One run's state: a finished record wins, then the scheduler, then what the record says."""
+    """One run's state: a finished record wins, then a live lock holder, then the scheduler,
+    then what the record says. ``holder`` is who holds the run's lock (``None``: nobody)."""
     job_id = job.get("job_id") if job else None
     status = (record or {}).get("status")
     st = RunStatus(run_id, "missing", job_id, sched)
@@ -179,17 +198,25 @@ def combine(
     elif status == "failed":  # newer than a job still winding down (COMPLETING)
         st.state = "failed"
         st.detail = (record or {}).get("error") or "no error recorded"
+    elif holder is not None:  # a live process trains it, whatever its job's state says
+        st.state = "running"
+        st.detail = f"{_progress(record)} ({holder})".strip()
+    elif status == "running" and sched in ACTIVE_SLURM_STATES:  # its process died: slurmd lost
+        _stalled(st, record, job)
+        st.detail += f"; its job is still {sched}"
     elif sched in ACTIVE_SLURM_STATES:
         st.state = "running"
         st.detail = _progress(record)
+    elif sched and sched.startswith("CANCELLED"):  # scancel: its SIGTERM left "interrupted"
+        st.state = "cancelled"
+        st.detail = "cancelled in the scheduler" + (f"; {_progress(record)}" if record else "")
+        if status == "interrupted":
+            st.detail += "; launching the sweep again resumes it"
     elif status == "interrupted":  # the record says why the job ended
         st.state = "interrupted"
         st.detail = (
             f"stopped at {_progress(record)} ({(record or {}).get('error')}); rerun to resume"
         )
-    elif sched and sched.startswith("CANCELLED"):
-        st.state = "cancelled"
-        st.detail = "cancelled in the scheduler" + (f"; {_progress(record)}" if record else "")
     elif sched == "TIMEOUT":
         st.state = "timeout"
         st.detail = "hit its time limit and was not requeued" + _log_hint(job)
@@ -199,19 +226,21 @@ def combine(
     elif status == "unreadable":
         st.state = "failed"
         st.detail = "record.json is unreadable"
-    elif status == "running":
-        if job is None:  # started outside a sweep (fer-bench run): nothing to ask
-            st.state = "running"
-            st.detail = _progress(record)
-        else:
-            st.state = "stalled"
-            st.detail = f"job ended ({sched or 'unknown'}) mid-run; relaunch the sweep to resume"
+    elif status == "running":  # nobody holds its lock: the process that trained it is gone
+        _stalled(st, record, job)
     elif job is not None:
         st.state = "failed" if sched in {"COMPLETED", "ENDED"} else "missing"
         st.detail = f"job {sched or 'not found'} but no run record" + _log_hint(job)
     else:
         st.detail = "not launched"
     return st
+
+
+def _stalled(st: RunStatus, record: dict[str, Any] | None, job: dict[str, Any] | None) -> None:
+    st.state = "stalled"
+    where = _progress(record) or "its start"
+    again = "rerun it" if job is None else "relaunch the sweep"
+    st.detail = f"no process trains it (it died at {where}); {again} to resume"
 
 
 def _progress(record: dict[str, Any] | None) -> str:
@@ -248,7 +277,12 @@ def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> li
         on_disk = sorted(p.parent.name for p in output_dir.glob(f"*/{RECORD_NAME}"))
         run_ids = list(dict.fromkeys([*on_disk, *sorted(jobs)]))
     sched = scheduler_states({r: jobs[r] for r in run_ids if r in jobs})
-    return [combine(r, read_run(output_dir, r), jobs.get(r), sched.get(r)) for r in run_ids]
+    out = []
+    for r in run_ids:
+        record = read_run(output_dir, r)
+        held = lock_holder(output_dir, r) if (record or {}).get("status") == "running" else None
+        out.append(combine(r, record, jobs.get(r), sched.get(r), held))
+    return out
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Sweep files: a YAML grid of run options plus the resources the runs need on a cluster.
 
-A sweep file has four top-level keys (only ``grid`` is required)::
+A sweep file has five top-level keys (only ``grid`` is required)::
 
     name: scn-paper-noise          # default: the file's stem; names the job-id file
     output_dir: results/runs       # where run records go (relative to the current directory)
+    defaults: {epochs: 12}         # run options every grid mapping starts from (one budget)
     grid:                          # RunConfig options; a list is a grid axis
       method: [ce, scn, mtac]
       dataset: [rafdb, ferplus]
@@ -32,7 +33,7 @@ import yaml
 from fer_bench.config import RunConfig, parse_noise_rate
 from fer_bench.errors import FerBenchError
 
-TOP_KEYS = ("name", "output_dir", "grid", "executor")
+TOP_KEYS = ("name", "output_dir", "defaults", "grid", "executor")
 EXECUTOR_KINDS = ("slurm", "local", "inprocess")
 
 #: Executor settings a sweep file may set, with their defaults. Slurm names follow sbatch's.
@@ -77,6 +78,14 @@ class Sweep:
     def jobs_file(self) -> Path:
         return jobs_file(self.output_dir, self.name)
 
+    def jobs_lock(self) -> Any:
+        """Held by a launcher from planning to recording its jobs (a blocking
+        :class:`~fer_bench.locks.FileLock` beside the job file): two launchers of one sweep
+        take turns, and the second sees what the first submitted."""
+        from fer_bench.locks import FileLock
+
+        return FileLock(self.jobs_file.with_suffix(".lock"), "{holder}", wait=True)
+
 
 def jobs_file(output_dir: str | Path, name: str) -> Path:
     """``<output_dir>/sweeps/<name>.json``: run id -> scheduler job id, written at launch."""
@@ -95,9 +104,19 @@ def load_sweep(path: str | Path, output_dir: str | Path | None = None) -> Sweep:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid YAML"
-        raise FerBenchError(f"{path}: not valid YAML: {first}") from None
+        raise FerBenchError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_sweep(data, source=path, output_dir=output_dir)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's problem and where it is, as ``line L, column C: problem`` (1-based)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    if problem is None:
+        text = str(exc).strip()
+        problem = text.splitlines()[0] if text else "invalid YAML"
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
 
 
 def parse_sweep(
@@ -115,11 +134,16 @@ def parse_sweep(
         raise FerBenchError(f"{where}: name must be letters, digits, '-' or '_', got {name!r}")
     out = Path(output_dir or data.get("output_dir") or "results/runs").resolve()
 
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise FerBenchError(f"{where}: defaults must be a mapping of run options")
     grids = data["grid"] if isinstance(data["grid"], list) else [data["grid"]]
     configs: list[RunConfig] = []
     for i, grid in enumerate(grids):
         label = "grid" if len(grids) == 1 else f"grid[{i}]"
-        configs.extend(expand_grid(grid, f"{where}: {label}", out))
+        if not isinstance(grid, dict):
+            raise FerBenchError(f"{where}: {label} must be a mapping of run options")
+        configs.extend(expand_grid({**defaults, **grid}, f"{where}: {label}", out))
     if not configs:
         raise FerBenchError(f"{where}: the grid expands to no runs (an empty list somewhere?)")
 

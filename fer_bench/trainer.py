@@ -1,6 +1,7 @@
 """The one trainer every method shares: device, precision, optimizer, schedule, checkpoints.
 
-On CUDA the whole uint8 training set is moved to the GPU once, batches are gathered by index and
+On CUDA the whole uint8 training set is moved to the GPU once when it fits (else it streams from
+host memory one batch ahead: :mod:`fer_bench.placement`), batches are gathered by index and
 augmented there, the step runs under bf16 autocast in channels_last, and nothing in the step
 reads a value back to the host: losses, weights and given-label probabilities accumulate in
 device buffers that are read once per epoch. On CPU the same code runs in fp32.
@@ -9,6 +10,7 @@ device buffers that are read once per epoch. On CPU the same code runs in fp32.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from fer_bench.data import Split
 from fer_bench.errors import FerBenchError
 from fer_bench.method import Batch, LabelStore, Method, TrainingSet
 from fer_bench.metrics import classification_metrics, relabel_stats, roc_auc
+from fer_bench.placement import HostStream, choose_placement, make_feed, measure_training_need
 from fer_bench.results import save_torch_atomic
 
 
@@ -48,6 +51,9 @@ class TrainData:
     test: Split
     clean_train_labels: torch.Tensor
     num_classes: int
+    #: What validation accuracy is measured against: "clean" (the dataset's own split) or
+    #: "noisy" (held out from the noisy training set, so it is capped by the noise).
+    val_labels: str = "clean"
 
 
 @dataclass
@@ -113,9 +119,24 @@ class Trainer:
             self.method.backbone = torch.compile(self.method.backbone)
         self.optimizer = build_optimizer(cfg, self.method.parameters(), device)
         self.scheduler = build_scheduler(cfg, self.optimizer)
-        # Data on the device once (uint8): GPU augmentation gathers batches by index.
-        self.train_images = data.train.images.to(device)
-        self.train_rows = None if data.train.rows is None else data.train.rows.to(device)
+        # The uint8 set on the device once when it fits next to the model, optimizer and a
+        # batch (measured), else left in host memory and streamed one batch ahead; either way
+        # batches are augmented on the device. ``--data-placement`` forces either path.
+        images = data.train.images
+        self.placement = choose_placement(
+            cfg.data_placement,
+            device,
+            images.numel() * images.element_size(),
+            lambda: measure_training_need(
+                self.method, cfg, images.shape[1:], device, self._autocast
+            ),
+        )
+        self.feed = make_feed(self.placement, images, data.train.rows, device)
+        self.train_images, self.train_rows = self.feed.images, self.feed.rows
+        if cfg.progress and self.placement.placement != "device":
+            print(
+                f"training set streamed from host memory: {self.placement.reason}", file=sys.stderr
+            )
         self.labels = LabelStore(data.train.labels.to(device))
         self.va = _maybe(data.train.valence_arousal, device)
         self.au = _maybe(data.train.action_units, device)
@@ -125,6 +146,7 @@ class Trainer:
         self.order_gen = torch.Generator().manual_seed(cfg.seed)
         self.aug_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         self.state = TrainState()
+        self.resumed_from: int | None = None  # the checkpoint's epoch where ``fit`` resumed
         counts = torch.bincount(data.train.labels, minlength=data.num_classes).double()
         self.sample_weight = (1.0 / counts.clamp(min=1))[data.train.labels]
 
@@ -160,10 +182,7 @@ class Trainer:
         start = time.perf_counter()
         progress = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         self.method.before_epoch(epoch, TrainingSet(self.scan_train, len(self.data.train)))
-        for step in range(steps):
-            idx = order[step * bs : (step + 1) * bs]
-            rows = idx if self.train_rows is None else self.train_rows[idx]
-            raw = self.train_images[rows]
+        for idx, raw in self.feed.train_batches(order, bs, steps):
             batch = Batch(
                 images=self._augment(raw),
                 another_view=lambda raw=raw: self._augment(raw),
@@ -220,10 +239,8 @@ class Trainer:
         self.method.eval()
         n = len(self.data.train)
         out = []
-        for start in range(0, n, batch_size):
-            idx = torch.arange(start, min(start + batch_size, n), device=self.device)
-            rows = idx if self.train_rows is None else self.train_rows[idx]
-            x = augment.eval_transform(self.train_images[rows], self.cfg.image_size)
+        for idx, raw in self.feed.in_order(n, batch_size):
+            x = augment.eval_transform(raw, self.cfg.image_size)
             if self.cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             with self._autocast():
@@ -232,21 +249,17 @@ class Trainer:
         return torch.cat(out)
 
     # -- evaluation --------------------------------------------------------------------------
-    @torch.inference_mode()
     def predict_split(self, split: Split, batch_size: int = 512) -> torch.Tensor:
         """Class probabilities for a whole split, batched, bf16 on CUDA."""
-        self.method.eval()
-        out = []
-        for start in range(0, len(split), batch_size):
-            index = torch.arange(start, min(start + batch_size, len(split)))
-            images = split.images_at(index).to(self.device, non_blocking=True)
-            x = augment.eval_transform(images, self.cfg.image_size)
-            if self.cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                logits = self.predict_fn(x)
-            out.append(logits.float().softmax(1))
-        return torch.cat(out).cpu()
+        return predict_probabilities(
+            self.method,
+            split,
+            self.cfg.image_size,
+            self.device,
+            self.bf16,
+            batch_size,
+            self.predict_fn,
+        )
 
     def evaluate(self, split: Split) -> dict[str, Any]:
         preds = self.predict_split(split).argmax(1)
@@ -338,7 +351,14 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> TrainState:
-        self.load_checkpoint()
+        """Train the remaining epochs; where a checkpoint is found, say so and resume after it."""
+        if self.load_checkpoint():
+            self.resumed_from = self.state.epoch
+            print(
+                f"resuming from epoch {self.state.epoch} of {self.cfg.epochs} "
+                f"({self.checkpoint_path})",
+                file=sys.stderr,
+            )
         for epoch in range(self.state.epoch, self.cfg.epochs):
             lr = self.optimizer.param_groups[0]["lr"]
             train = self.train_epoch(epoch)
@@ -357,11 +377,40 @@ class Trainer:
             self.state.history.append(entry)
             self.state.epoch = epoch + 1
             if self.cfg.progress:
-                _epoch_line(entry, self.cfg.epochs)
+                _epoch_line(entry, self.cfg.epochs, self.data.val_labels)
             self.save_checkpoint()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.state)
         return self.state
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    method: Method,
+    split: Split,
+    image_size: int,
+    device: torch.device,
+    bf16: bool,
+    batch_size: int = 512,
+    predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Softmax of ``method.predict`` over a split, batched with the evaluation transform, on
+    the CPU: what every evaluation (per epoch, cross-dataset) measures."""
+    method.eval()
+    predict = predict or method.predict
+    cuda = device.type == "cuda"
+    out = []
+    n = len(split)
+    chunks = [torch.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    # Gathered on the host (a split may be memory-mapped) and copied one batch ahead.
+    for images in HostStream(device).batches(split.images, split.rows, chunks):
+        x = augment.eval_transform(images, image_size)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = predict(x)
+        out.append(logits.float().softmax(1))
+    return torch.cat(out).cpu()
 
 
 def _maybe(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
@@ -384,12 +433,12 @@ def _load_unwrapped_state(module: nn.Module, state: dict[str, torch.Tensor]) -> 
     module.load_state_dict(mapped)
 
 
-def _epoch_line(entry: dict[str, Any], epochs: int) -> None:
+def _epoch_line(entry: dict[str, Any], epochs: int, val_labels: str) -> None:
     import sys
 
+    val = f"val ({val_labels} labels) {entry['val']['accuracy']:.1f}  " if entry["val"] else ""
     print(
-        f"epoch {entry['epoch']}/{epochs}  loss {entry['train']['loss']:.3f}  "
-        f"val {entry['val']['accuracy'] if entry['val'] else float('nan'):.1f}  "
+        f"epoch {entry['epoch']}/{epochs}  loss {entry['train']['loss']:.3f}  {val}"
         f"test {entry['test']['accuracy']:.1f}  "
         f"({entry['train']['seconds']:.1f}s)",
         file=sys.stderr,

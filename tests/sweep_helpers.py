@@ -21,9 +21,10 @@ TINY_GRID: dict[str, Any] = {
     "device": "cpu",
 }
 
-#: A grid point whose run starts and then fails inside the runner (too few samples).
-FAILING_GRID: dict[str, Any] = {**TINY_GRID, "dataset_options": {"num_train": 3, "num_test": 42}}
-FAILING_ERROR = "synthetic set needs num_train and num_test >= 7"
+#: A grid point whose run passes the pre-flight checks, starts, and then fails in training (an
+#: absurd learning rate diverges in the first epoch). Bad input never gets this far.
+FAILING_GRID: dict[str, Any] = {**TINY_GRID, "lr": 1e30}
+FAILING_ERROR = "training diverged at epoch 1"
 
 
 def write_sweep(

@@ -69,6 +69,16 @@ def test_list_shows_methods_and_datasets(capsys):
     assert "FERPlus" in lines["ferplus"] and "Aff-Wild2" in lines["affwild2"]
 
 
+def test_list_verbose_shows_recipes_checks_and_dataset_options_in_plain_text(capsys):
+    assert main(["list", "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe: epochs=70, batch_size=64, optimizer=adam, lr=0.001" in out
+    assert "-M beta=0.7   (in (0, 1))" in out and "(one of low/all)" in out
+    assert "-D label_mode='majority'" in out and "one of majority/probability/argmax" in out
+    assert "-D num_train=3000" in out  # a function-registered dataset's options too
+    assert "``" not in out and ":class:" not in out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -148,9 +158,8 @@ def test_corrupt_pretrained_file_is_a_one_line_error(tmp_path, capsys):
     code = main(["run", "--pretrained", str(bad), "--output-dir", str(tmp_path / "runs"), *TINY])
     err = capsys.readouterr().err
     assert code == 2 and "not a loadable weights file" in err and err.count("\n") == 1
-    # The run had started, so it is recorded as failed, not dropped.
-    record = json.loads(next((tmp_path / "runs").glob("*/record.json")).read_text())
-    assert record["status"] == "failed" and "not a loadable weights file" in record["error"]
+    # Refused by the pre-flight checks: bad input is no run, so it leaves no failed record.
+    assert not list((tmp_path / "runs").glob("*/record.json"))
 
 
 def test_option_typos_leave_no_failed_run_behind(tmp_path, capsys):

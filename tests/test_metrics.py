@@ -33,3 +33,13 @@ def test_relabel_stats_count_restored_and_corrupted():
     assert (s["changed"], s["restored"], s["corrupted"]) == (3, 1, 1)
     assert s["precision"] == pytest.approx(1 / 3)
     assert s["from_to"][1][0] == 1 and s["from_to"][1][2] == 1 and s["from_to"][0][1] == 1
+
+
+def test_relabel_recall_is_restored_over_the_noisy_labels():
+    clean = torch.tensor([0, 1, 2, 3, 0, 1])
+    given = torch.tensor([1, 1, 2, 0, 2, 1])  # samples 0, 3 and 4 are noisy
+    current = torch.tensor([0, 1, 2, 3, 2, 0])  # 0 and 3 restored, 5 corrupted, 4 left alone
+    s = relabel_stats(given, current, clean, 4)
+    assert (s["noisy"], s["restored"], s["changed"]) == (3, 2, 3)
+    assert s["recall"] == pytest.approx(2 / 3) and s["precision"] == pytest.approx(2 / 3)
+    assert relabel_stats(clean, clean, clean, 4)["recall"] is None  # nothing was noisy

@@ -159,3 +159,61 @@ def test_test_split_is_never_noised(tiny_run_config):
     assert noisy_labels.actual_rate == pytest.approx(0.3, abs=0.01)
     # The held-out validation split carries noisy labels, never the clean ones.
     assert info["num_train"] + info["num_val"] == len(data.train)
+
+
+# -- SCN's bernoulli generator and annotator votes ----------------------------------------------
+
+
+def test_bernoulli_flips_each_label_with_probability_rate_to_another_class():
+    labels = _labels([20000, 20000, 20000])
+    out = inject_noise(
+        labels, ["a", "b", "c"], dataset="x", noise_type="bernoulli", rate_percent=30, seed=0
+    )
+    assert not (out.labels[out.flipped] == labels[out.flipped]).any()
+    # 60k independent Bernoulli(0.3) draws: the realised rate is 0.3 within 4 standard errors.
+    assert abs(out.actual_rate - 0.3) < 4 * (0.3 * 0.7 / 60000) ** 0.5
+    # unlike `symmetric`, the per-class counts are not fixed: they scatter
+    per_class = [int(out.flipped[labels == c].sum()) for c in range(3)]
+    assert len(set(per_class)) > 1 and per_class != [6000] * 3
+    targets = out.labels[out.flipped & (labels == 0)]
+    assert abs(float((targets == 1).float().mean()) - 0.5) < 0.03  # uniform over the others
+
+
+def test_bernoulli_is_seeded_and_differs_from_symmetric():
+    a, b = noisy(20, "bernoulli"), noisy(20, "bernoulli")
+    assert torch.equal(a.labels, b.labels)
+    assert not torch.equal(a.labels, noisy(20, "bernoulli", seed=1).labels)
+    assert not torch.equal(a.flipped, noisy(20).flipped)
+
+
+VOTES = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.0, 0.2, 0.8]])
+
+
+def test_annotator_labels_follow_the_vote_shares():
+    clean = torch.tensor([0, 0, 2])
+    many = clean.repeat(20000)
+    votes = VOTES.repeat(20000, 1)
+    out = inject_noise(
+        many,
+        ["a", "b", "c"],
+        dataset="x",
+        noise_type="annotator",
+        rate_percent=0,
+        seed=3,
+        votes=votes,
+    )
+    first, second, third = (out.labels[i::3] for i in range(3))
+    assert (first == 0).all()  # a unanimous face keeps its label
+    assert abs(float((second == 1).float().mean()) - 0.5) < 0.02
+    assert abs(float((third == 1).float().mean()) - 0.2) < 0.02
+    assert torch.equal(out.clean, many)  # the majority stays the clean label for diagnostics
+    # expected flipped share: (0 + 0.5 + 0.2) / 3
+    assert abs(out.actual_rate - 0.7 / 3) < 0.01
+
+
+def test_annotator_needs_votes_and_takes_no_rate():
+    kw = dict(dataset="x", noise_type="annotator", seed=0)
+    with pytest.raises(FerBenchError, match="no annotator votes"):
+        inject_noise(torch.tensor([0, 1]), ["a", "b"], rate_percent=0, **kw)
+    with pytest.raises(FerBenchError, match="takes no --noise rate"):
+        inject_noise(torch.tensor([0, 1]), ["a", "b"], rate_percent=10, votes=VOTES[:2, :2], **kw)

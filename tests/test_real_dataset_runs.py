@@ -94,6 +94,8 @@ def test_mtac_on_ferplus_with_its_real_noise(tmp_path, cache_env):
         "mtac",
         "--noise-type",
         "real",
+        "--batch-size",  # the fixture's training split has 3 faces: larger batches are refused
+        "3",
     )
     assert record["noise"]["type"] == "real"
     assert record["dataset"]["val_source"] == "dataset"  # PublicTest, not a held-out part
@@ -143,3 +145,37 @@ def test_smallest_batch_trains_and_a_batch_of_one_is_refused(tmp_path, method, c
     assert main([*args, "--batch-size", "2"]) == 0
     assert main([*args, "--batch-size", "1"]) == 2
     assert "--batch-size must be >= 2" in capsys.readouterr().err
+
+
+def test_annotator_noise_on_ferplus_draws_from_the_votes(tmp_path, cache_env):
+    record = _prepare_and_run(
+        tmp_path,
+        "ferplus",
+        make_ferplus_csv(tmp_path / "FERPlus"),
+        "--method",
+        "ce",
+        "--noise-type",
+        "annotator",
+        "--batch-size",
+        "2",
+    )
+    assert record["noise"]["type"] == "annotator"
+    assert 0 <= record["noise"]["rate_actual"] < 100
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--noise-type", "annotator"], "dataset 'synthetic' has no annotator noisy labels"),
+        (["--noise-type", "real"], "needs one that has (ferplus)"),
+        (["--noise-type", "bernoulli", "--noise", "100"], "percentage in [0, 100)"),
+        (["--noise-type", "annotator", "--noise", "20"], "takes no --noise rate"),
+    ],
+)
+def test_impossible_noise_protocols_are_one_line_and_leave_no_record(
+    tmp_path, capsys, args, message
+):
+    assert main(["run", "--output-dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not list(tmp_path.rglob("record.json"))

@@ -347,3 +347,39 @@ def test_cli_writes_markdown_csv_json_and_plot(results, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert "# Leaderboard" in capsys.readouterr().out
     assert main(["report", "--results", str(tmp_path / "nothing")]) == 2
+
+
+def test_report_never_replaces_a_leaderboard_unless_told(results, tmp_path, capsys, monkeypatch):
+    root, _ = results
+    out = tmp_path / "committed"
+    argv = ["report", "--results", str(root), "--out", str(out), "--no-plots"]
+    assert main(argv) == 0
+    before = (out / "leaderboard.md").read_text()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "leaderboard.md exists" in err and "--overwrite" in err
+    assert (out / "leaderboard.md").read_text() == before
+    assert main([*argv, "--overwrite"]) == 0
+    # Without --out a report goes to the git-ignored results/reports/, the user's own.
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(["report", "--results", str(root), "--no-plots"]) == 0
+    assert (tmp_path / "results" / "reports" / "leaderboard.md").exists()
+    assert not (tmp_path / "results" / "leaderboard.md").exists()
+
+
+def test_committed_tables_are_regenerated_only_with_overwrite():
+    import re
+
+    repo = Path(__file__).resolve().parent.parent
+    assert "results/reports/" in (repo / ".gitignore").read_text().splitlines()
+    texts = [repo / "README.md", *sorted((repo / "slurm").glob("*.yaml"))]
+    commands = [
+        (path.name, line)
+        for path in texts
+        for line in path.read_text().splitlines()
+        if re.search(r"fer-bench report .*--out results", line)
+    ]
+    assert len(commands) >= 4
+    assert all("--overwrite" in line for _, line in commands), commands

@@ -67,11 +67,11 @@ def test_job_array_with_a_failing_run(tmp_path, capsys):
 
     lines: list[str] = []
     wait_for_jobs(sweep, result, out=lines.append, poll_s=1)
-    failing = next(p for p in result.submitted if p.config.dataset_options["num_train"] == 3)
+    failing = next(p for p in result.submitted if p.config.lr == FAILING_GRID["lr"])
     assert result.failed == [failing.run_id]
     assert any(FAILING_ERROR in line and failing.run_id in line for line in lines)
     job = result.jobs[result.submitted.index(failing)]
-    with pytest.raises(Exception, match="num_train and num_test >= 7"):
+    with pytest.raises(Exception, match=FAILING_ERROR):
         job.result()  # the error reaches the user through submitit
     record = _record(out_dir, failing.run_id)
     assert record["status"] == "failed" and FAILING_ERROR in record["error"]

@@ -241,11 +241,11 @@ def test_job_id_expansion():
         ({"status": "failed", "error": "boom"}, "FAILED", "failed", "boom"),
         ({"status": "failed", "error": "SystemExit"}, "PENDING", "pending", "requeued"),
         (None, "PENDING", "pending", ""),
-        (
+        (  # no process holds the run's lock: whatever the job says, nobody trains it
             {"status": "running", "history": [{}], "config": {"epochs": 4}},
             "RUNNING",
-            "running",
-            "epoch 1/4",
+            "stalled",
+            "no process trains it (it died at epoch 1/4); relaunch the sweep to resume",
         ),
         (None, "CANCELLED", "cancelled", "cancelled"),
         ({"status": "running", "history": []}, "TIMEOUT", "timeout", "time limit"),
@@ -278,3 +278,34 @@ def test_combine_record_and_scheduler(record, sched, state, detail):
     assert isinstance(st, RunStatus)
     assert st.state == state and detail in st.detail and st.job_id == "7_1"
     assert combine("r", None, None, None).detail == "not launched"
+
+
+def test_defaults_apply_to_every_grid_mapping_and_a_mapping_overrides_them():
+    from fer_bench.sweep import parse_sweep
+
+    sweep = parse_sweep(
+        {
+            "defaults": {"epochs": 3, "seed": 7},
+            "grid": [{"method": "ce"}, {"method": "scn", "epochs": 5}],
+        }
+    )
+    assert [(c.method, c.epochs, c.seed) for c in sweep.configs] == [("ce", 3, 7), ("scn", 5, 7)]
+
+
+def test_combine_asks_the_run_lock_whether_a_running_record_is_alive():
+    record = {"status": "running", "history": [{}], "config": {"epochs": 4}}
+    job = {"executor": "slurm", "job_id": "7_1", "folder": "/x"}
+    live = combine("r", record, job, "RUNNING", holder="host n1 pid 42")
+    assert (live.state, live.detail) == ("running", "epoch 1/4 (host n1 pid 42)")
+    # slurmd died, Slurm gave up on the job, the orphaned process still trains: running
+    orphan = combine("r", record, job, "NODE_FAIL", holder="host n1 pid 42")
+    assert orphan.state == "running"
+    # killed with the node (or SIGKILL): the record still says running, the lock is gone
+    for sched in ("RUNNING", "NODE_FAIL", None):
+        assert combine("r", record, job, sched).state in {"stalled", "failed"}
+    assert combine("r", record, None, None).state == "stalled"
+    assert "rerun it to resume" in combine("r", record, None, None).detail
+    # scancel: the run recorded its SIGTERM as interrupted; launching again resumes it
+    stopped = {**record, "status": "interrupted", "error": "stopped by SIGTERM"}
+    cancelled = combine("r", stopped, job, "CANCELLED by 0")
+    assert cancelled.state == "cancelled" and "resumes it" in cancelled.detail

@@ -218,11 +218,20 @@ def test_compiled_run_matches_eager_and_saves_plain_checkpoints(tiny_run_config,
     checkpoints must load into an eager model (no ``_orig_mod.`` keys)."""
     eager = run_experiment(tiny_run_config(method="scn", epochs=2))
     compiled = run_experiment(
-        tiny_run_config(method="scn", epochs=2, compile=True, output_dir=str(tmp_path / "c"))
+        tiny_run_config(
+            method="scn",
+            epochs=2,
+            compile=True,
+            keep_checkpoint=True,
+            output_dir=str(tmp_path / "c"),
+        )
     )
     assert compiled["status"] == "done", compiled.get("error")
     for a, b in zip(eager["history"], compiled["history"], strict=True):
         assert b["train"]["loss"] == pytest.approx(a["train"]["loss"], rel=1e-4)
-    state = torch.load(tmp_path / "c" / compiled["run_id"] / "checkpoint.pt", weights_only=True)
+    run_dir = tmp_path / "c" / compiled["run_id"]
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     keys = [k for part in state.values() if isinstance(part, dict) for k in part]
     assert keys and not any("_orig_mod" in k for k in keys)
+    weights = torch.load(run_dir / "final_weights.pt", weights_only=True)
+    assert weights and not any("_orig_mod" in k for k in weights)
