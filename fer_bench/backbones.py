@@ -1,6 +1,8 @@
-"""Backbones by timm name, optionally initialised from a local weights file.
+"""Backbones by timm name (or facenet-pytorch's face networks), optionally initialised from a
+local weights file or from published weights (``timm:<model>.<tag>``, see
+:mod:`fer_bench.pretrained`).
 
-Nothing is downloaded: ``pretrained`` is a path. Keys are matched strictly (after removing the
+With a path for ``pretrained``, keys are matched strictly (after removing the
 common ``module.`` / ``backbone.`` / ``_orig_mod.`` prefixes and dropping classifier heads), so
 weights that do not fit fail loudly instead of being silently ignored (a defect of SCN's
 official loader).
@@ -17,15 +19,29 @@ import torch
 from torch import nn
 
 from fer_bench.errors import FerBenchError
+from fer_bench.pretrained import (
+    FACENET,
+    TIMM_PREFIX,
+    FaceNetBackbone,
+    create_facenet,
+    create_timm_pretrained,
+    weights_sha1,
+)
 
 _PREFIXES = ("module.", "backbone.", "_orig_mod.", "model.", "base.")
 
 
 def create_backbone(name: str, pretrained: str | None = None) -> tuple[nn.Module, int]:
     """A feature extractor (pooled features, no classifier) and its feature size."""
-    model = _create(name)
-    if pretrained:
-        model.load_state_dict(fit_weights(model, read_weights(pretrained), pretrained), strict=True)
+    if pretrained and pretrained.startswith(TIMM_PREFIX):
+        model = create_timm_pretrained(pretrained)  # fer_bench.pretrained: timm's own loader
+    elif name in FACENET and not pretrained:
+        model = create_facenet(name)  # facenet-pytorch's published face weights
+    else:
+        model = _create(name)
+        if pretrained:
+            state = fit_weights(model, read_weights(pretrained), pretrained)
+            model.load_state_dict(state, strict=True)
     return model, int(model.num_features)
 
 
@@ -33,9 +49,11 @@ def check_backbone(name: str, pretrained: str | None, image_size: int) -> None:
     """What :func:`create_backbone` and the first batch would refuse, found without building
     anything: the model is made on the meta device (no memory, no compute), the weights file is
     read memory-mapped, and one forward pass at ``image_size`` checks the input size."""
+    if (pretrained and pretrained.startswith(TIMM_PREFIX)) or (name in FACENET and not pretrained):
+        weights_sha1(name, pretrained)  # loads (on a user's machine: fetches) them, or says why not
     with torch.device("meta"):
         model = _create(name)
-    if pretrained:
+    if pretrained and not pretrained.startswith(TIMM_PREFIX):
         fit_weights(model, read_weights(pretrained, mmap=True), pretrained)
     smallest = min_image_size(model)
     if image_size < smallest:
@@ -64,6 +82,9 @@ def min_image_size(model: nn.Module) -> int:
 
 
 def _create(name: str) -> nn.Module:
+    """The architecture, randomly initialised (facenet's without its weights)."""
+    if name in FACENET:
+        return FaceNetBackbone(None)
     import timm
 
     if not timm.is_model(name):

@@ -211,7 +211,17 @@ class RunConfig:
         ident = run_settings(self.to_dict())
         if self.noise_type == "file" and self.noise_file:
             ident["noise_file_sha1"] = file_sha1(self.noise_file)
-        if self.pretrained:
+        published = None
+        if (self.pretrained or "").startswith("timm:") or (self.backbone or "").startswith(
+            "facenet_"
+        ):
+            from fer_bench.pretrained import weights_sha1
+
+            published = weights_sha1(self.backbone, self.pretrained)
+        if published is not None:
+            # Published weights by name and content: a re-release under the same tag is new.
+            ident["pretrained"] = f"{self.pretrained or self.backbone}@{published}"
+        elif self.pretrained:
             # The weights, not their path, define the run: new weights at an old path are a
             # new run, the same weights on another mount are the same run.
             ident["pretrained"] = file_sha1(self.pretrained)

@@ -81,6 +81,16 @@ def resolve_config(config: RunConfig) -> RunConfig:
         f"dataset '{config.dataset}'",
         internal=("root",),
     )
+    if (config.pretrained or "").startswith("timm:"):
+        from fer_bench.pretrained import timm_model_name
+
+        model = timm_model_name(config.pretrained)
+        if config.backbone not in (None, model):
+            raise FerBenchError(
+                f"--pretrained {config.pretrained} holds weights for '{model}', not for "
+                f"--backbone {config.backbone}"
+            )
+        config = replace(config, backbone=model)
     measured = DATASETS.attrs(config.dataset).get("measured_noise", ())
     if config.noise_type in MEASURED_NOISE_TYPES and config.noise_type not in measured:
         having = [
