@@ -54,6 +54,15 @@ def test_eval_across_datasets_with_different_class_sets(tmp_path, cache_env, cap
     cm = record["metrics"]["confusion"]
     assert len(cm) == 7 and sum(map(sum, cm)) == record["num_evaluated"]
     assert json.loads(next(run_dir.glob("eval-rafdb-*.json")).read_text()) == record
+    # the report's cross-dataset table: trained on FERPlus, tested on RAF-DB's 7 shared classes
+    out = tmp_path / "report"
+    assert main(["report", "--results", str(runs), "--out", str(out), "--no-plots"]) == 0
+    board = (out / "leaderboard.md").read_text()
+    assert "## Cross-dataset evaluation" in board
+    acc = record["metrics"]["accuracy"]
+    assert f"| ferplus | ce | symmetric 0 | {acc:.2f} (n=1) [7] |" in board
+    crossed = json.loads((out / "leaderboard.json").read_text())["cross_dataset"]
+    assert crossed[0]["test_dataset"] == "rafdb" and crossed[0]["n"] == 1
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,11 @@ def build_report(
     markdown = leaderboard_markdown(
         tables, diag_table, select, str(results_dir), runs, (out_dir, figures)
     )
+    from .cross import cross_dataset_markdown, cross_dataset_rows
+
+    cross = cross_dataset_rows(results_dir)
+    if cross:
+        markdown = markdown.rstrip("\n") + "\n\n" + cross_dataset_markdown(cross)
     (out_dir / "leaderboard.md").write_text(markdown)
     generated = now()
     latex_tables = [*tables, *([diag_table] if diag_table else [])]
@@ -139,6 +144,7 @@ def build_report(
             for r in runs[runs["status"] == "failed"].to_dict("records")
         ],
         "diagnostics": _records(diag),
+        "cross_dataset": [{k: clean(v) for k, v in r.items()} for r in cross],
         "papers": papers,
     }
     (out_dir / "leaderboard.json").write_text(json.dumps(content, indent=1) + "\n")
