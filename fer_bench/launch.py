@@ -109,13 +109,10 @@ _SUBMIT_REASONS = {None: "new", "failed": "retry", "running": "resume", "interru
 
 def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
     """Resolve every grid point, drop duplicates, decide which runs need a job."""
-    from fer_bench import runner
     from fer_bench.status import active_runs, lock_holder
+    from fer_bench.sweep import resolve_runs
 
-    resolved: dict[str, RunConfig] = {}
-    for config in sweep.configs:
-        cfg = runner.resolve_config(config)
-        resolved.setdefault(cfg.run_id(), cfg)
+    resolved = {run_id: run.config for run_id, run in resolve_runs(sweep.configs).items()}
     active = active_runs(sweep.output_dir, sweep.name)
 
     planned = []

@@ -262,12 +262,11 @@ def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> li
     from fer_bench.results import RECORD_NAME
 
     if sweep_file:
-        from fer_bench import runner
-        from fer_bench.sweep import load_sweep
+        from fer_bench.sweep import load_sweep, resolve_runs
 
         sweep = load_sweep(sweep_file, output_dir=output_dir)
         output_dir = sweep.output_dir
-        run_ids = list(dict.fromkeys(runner.resolve_config(c).run_id() for c in sweep.configs))
+        run_ids = list(resolve_runs(sweep.configs))
         jobs = load_jobs(output_dir, sweep.name)
     else:
         if output_dir is None:

@@ -87,6 +87,28 @@ class Sweep:
         return FileLock(self.jobs_file.with_suffix(".lock"), "{holder}", wait=True)
 
 
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A grid point with every option resolved, and what its run id hashes."""
+
+    config: RunConfig
+    identity: dict[str, Any]
+
+
+def resolve_runs(configs: list[RunConfig]) -> dict[str, ResolvedRun]:
+    """Grid points -> ``{run_id: ResolvedRun}``, in grid order, a run id found twice once. The
+    one place a sweep is resolved (launch, status and report all use it); each config is
+    resolved and its input files hashed once."""
+    from fer_bench.runner import resolve_config  # method classes: torch
+
+    out: dict[str, ResolvedRun] = {}
+    for config in configs:
+        cfg = resolve_config(config)
+        identity = cfg.identity()
+        out.setdefault(cfg.run_id(identity), ResolvedRun(cfg, identity))
+    return out
+
+
 def jobs_file(output_dir: str | Path, name: str) -> Path:
     """``<output_dir>/sweeps/<name>.json``: run id -> scheduler job id, written at launch."""
     return Path(output_dir) / "sweeps" / f"{name}.json"

@@ -156,15 +156,12 @@ def expected_runs(sweep_file: str | Path) -> Any:
     """The runs a sweep file expands to: run id and the leaderboard keys of each."""
     import pandas as pd
 
-    from fer_bench import runner
-    from fer_bench.sweep import load_sweep
+    from fer_bench.sweep import load_sweep, resolve_runs
 
     sweep = load_sweep(sweep_file)
     rows = {}
-    for config in sweep.configs:
-        cfg = runner.resolve_config(config)
-        identity = cfg.identity()
-        run_id = cfg.run_id(identity)
+    for run_id, run in resolve_runs(sweep.configs).items():
+        cfg, identity = run.config, run.identity
         rows[run_id] = {
             "run_id": run_id,
             "dataset": cfg.dataset,
