@@ -192,7 +192,7 @@ def _format_metrics(m: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fer_bench.results import RECORD_NAME, run_dir
+    from fer_bench.results import record_path
     from fer_bench.runner import run_experiment
 
     record = run_experiment(config_from_args(args))
@@ -217,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if parts:
         print("  noise diagnostics: " + ", ".join(parts))
-    print(f"  record: {run_dir(record['config']['output_dir'], record['run_id']) / RECORD_NAME}")
+    print(f"  record: {record_path(record['config']['output_dir'], record['run_id'])}")
     return 0
 
 

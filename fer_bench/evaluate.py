@@ -52,10 +52,10 @@ def evaluate_run(
     from fer_bench.registry import DATASETS
     from fer_bench.results import (
         FINAL_WEIGHTS_NAME,
-        RECORD_NAME,
         git_commit,
+        load_record,
         package_versions,
-        read_record,
+        record_path,
         run_dir,
         write_json_atomic,
     )
@@ -63,10 +63,9 @@ def evaluate_run(
     from fer_bench.trainer import _load_unwrapped_state, pick_device, predict_probabilities
 
     directory = run_dir(results, run_id)
-    record_file = directory / RECORD_NAME
-    if not record_file.exists():
-        raise FerBenchError(f"no run {run_id} under {results} (no {record_file})")
-    record = read_record(record_file)
+    record = load_record(results, run_id)
+    if record is None:
+        raise FerBenchError(f"no run {run_id} under {results} (no {record_path(results, run_id)})")
     if record.get("status") != "done":
         raise FerBenchError(
             f"run {run_id} is {record.get('status')}, not done: nothing to evaluate"

@@ -91,14 +91,10 @@ class LaunchResult:
 
 def record_status(output_dir: Path, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
     """The run's record status, or None without a (readable) record."""
-    from fer_bench.results import RECORD_NAME, read_record
+    from fer_bench.results import UNREADABLE, load_record
 
-    path = output_dir / run_id / RECORD_NAME
-    if not path.exists():
-        return None, None
-    try:
-        record = read_record(path)
-    except (OSError, ValueError):
+    record = load_record(output_dir, run_id)
+    if record is None or record == UNREADABLE:
         return None, None
     return record.get("status"), record
 

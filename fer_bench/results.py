@@ -100,6 +100,26 @@ def run_dir(output_dir: str | Path, run_id: str) -> Path:
     return Path(output_dir) / run_id
 
 
+def record_path(output_dir: str | Path, run_id: str) -> Path:
+    """Where a run's record lives: the one spelling of ``<output_dir>/<run_id>/record.json``."""
+    return run_dir(output_dir, run_id) / RECORD_NAME
+
+
+#: What ``load_record`` returns for a record that exists but cannot be read (status shows it).
+UNREADABLE = {"status": "unreadable"}
+
+
+def load_record(output_dir: str | Path, run_id: str) -> dict[str, Any] | None:
+    """A run's record; ``None`` where there is none, ``UNREADABLE`` where it cannot be read."""
+    path = record_path(output_dir, run_id)
+    if not path.exists():
+        return None
+    try:
+        return read_record(path)
+    except (OSError, ValueError):
+        return dict(UNREADABLE)
+
+
 def package_versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in _TRACKED_PACKAGES:

@@ -45,13 +45,13 @@ from fer_bench.results import (
     CHECKPOINT_NAME,
     FINAL_WEIGHTS_NAME,
     LOCK_NAME,
-    RECORD_NAME,
     SCHEMA_VERSION,
     cpu_budget,
     git_commit,
     hardware,
     package_versions,
     read_record,
+    record_path,
     run_dir,
     save_torch_atomic,
     write_json_atomic,
@@ -273,15 +273,15 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
     identity = cfg.identity()
     rid = cfg.run_id(identity)
     directory = run_dir(cfg.output_dir, rid)
-    record_path = directory / RECORD_NAME
-    previous = _previous_record(record_path)
+    record_file = record_path(cfg.output_dir, rid)
+    previous = _previous_record(record_file)
     if previous.get("status") == "done":
         return previous
     checked = preflight(cfg)  # bad input stops here, before any record
     threads, threads_from = cpu_budget()
     torch.set_num_threads(threads)  # the CPUs this job was given, not every core of the node
     with FileLock(directory / LOCK_NAME, f"run {rid} is already being trained by {{holder}}"):
-        previous = _previous_record(record_path)  # the last holder may have finished it
+        previous = _previous_record(record_file)  # the last holder may have finished it
         if previous.get("status") == "done":
             return previous
         with _sigterm_interrupts():
@@ -297,7 +297,7 @@ def _train(
     threads_from: str,
 ) -> dict[str, Any]:
     directory = run_dir(cfg.output_dir, rid)
-    record_path = directory / RECORD_NAME
+    record_file = record_path(cfg.output_dir, rid)
     train_data, noisy, now = checked.train_data, checked.noisy, _now()
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
@@ -329,7 +329,7 @@ def _train(
 
     def write(**updates: Any) -> None:
         record.update(updates, wall_time_s=round(earlier + time.perf_counter() - wall_start, 3))
-        write_json_atomic(record_path, record)
+        write_json_atomic(record_file, record)
 
     write()
     trainer: Trainer | None = None
@@ -375,7 +375,7 @@ def _train(
             print(f"fer-bench: run {rid} stopped by SIGTERM; rerun to resume", file=sys.stderr)
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise RunFailed(f"run {rid} failed: {record['error']} (record: {record_path})") from exc
+        raise RunFailed(f"run {rid} failed: {record['error']} (record: {record_file})") from exc
     if not cfg.keep_checkpoint:
         (directory / CHECKPOINT_NAME).unlink(missing_ok=True)
     return record
@@ -393,4 +393,4 @@ def _one_line(exc: BaseException) -> str:
 
 def record_path_for(config: RunConfig) -> Path:
     cfg = resolve_config(config)
-    return run_dir(cfg.output_dir, cfg.run_id()) / RECORD_NAME
+    return record_path(cfg.output_dir, cfg.run_id())

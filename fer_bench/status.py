@@ -151,15 +151,9 @@ def _process_alive(pid: str) -> bool:
 
 
 def read_run(output_dir: Path, run_id: str) -> dict[str, Any] | None:
-    from fer_bench.results import RECORD_NAME, read_record
+    from fer_bench.results import load_record
 
-    path = Path(output_dir) / run_id / RECORD_NAME
-    if not path.exists():
-        return None
-    try:
-        return read_record(path)
-    except (OSError, ValueError):
-        return {"status": "unreadable"}
+    return load_record(output_dir, run_id)
 
 
 def lock_holder(output_dir: Path, run_id: str) -> str | None:
