@@ -58,16 +58,29 @@ Check = Range | OneOf
 
 def declared_options(cls: Any) -> dict[str, Any]:
     """A method class's keyword-only options with their defaults, in declaration order."""
+    return {n: p.default for n, p in _keyword_only(cls).items()}
+
+
+def _keyword_only(cls: Any) -> dict[str, inspect.Parameter]:
     if not inspect.isclass(cls):
         return {}
     params = inspect.signature(cls.__init__).parameters
-    return {n: p.default for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+    return {n: p for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
 
 
-def parse_value(value: Any, default: Any, what: str) -> Any:
-    """``value`` as the type of ``default`` (bool, int, float, str); ``None`` defaults take any."""
-    if default is None or value is None:
-        return value
+def parse_value(value: Any, default: Any, what: str, annotation: str = "") -> Any:
+    """``value`` as the type of ``default`` (bool, int, float, str); a ``None`` default takes
+    the type its annotation names (``float | None``), and ``none``/``null`` for None."""
+    if value is None:
+        return None
+    if default is None:
+        if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+            return None
+        kinds = [k for k in ("bool", "int", "float", "str") if k in str(annotation).split()]
+        kinds += [k for k in ("bool", "int", "float", "str") if k in str(annotation)]
+        if not kinds:
+            return value
+        default = {"bool": False, "int": 0, "float": 0.0, "str": ""}[kinds[0]]
     kind = type(default)
     text = value.strip().lower() if isinstance(value, str) else None
     if kind is bool:
@@ -101,7 +114,8 @@ def parse_value(value: Any, default: Any, what: str) -> Any:
 
 def resolve_options(cls: Any, given: dict[str, Any], owner: str) -> dict[str, Any]:
     """Every declared option of ``cls``: given values parsed and checked, defaults filled in."""
-    declared = declared_options(cls)
+    params = _keyword_only(cls)
+    declared = {n: p.default for n, p in params.items()}
     unknown = sorted(set(given) - set(declared))
     if unknown:
         known = ", ".join(declared) or "none"
@@ -110,7 +124,8 @@ def resolve_options(cls: Any, given: dict[str, Any], owner: str) -> dict[str, An
     out: dict[str, Any] = {}
     for name, default in declared.items():
         what = f"{owner} option {name}"
-        value = parse_value(given.get(name, default), default, what)
+        annotation = params[name].annotation
+        value = parse_value(given.get(name, default), default, what, annotation)
         check = checks.get(name)
         problem = None if check is None or value is None else check.problem(value)
         if problem:

@@ -276,8 +276,9 @@ class Trainer:
             out["weight_auc"] = roc_auc(self.weights_buf.cpu(), clean)
             weights = self.weights_buf.cpu()
             if clean.any() and (~clean).any():
-                out["mean_weight_clean"] = float(weights[clean].nanmean())
-                out["mean_weight_flipped"] = float(weights[~clean].nanmean())
+                for key, part in (("mean_weight_clean", clean), ("mean_weight_flipped", ~clean)):
+                    mean = float(weights[part].nanmean())  # NaN: no weights this epoch (warm-up)
+                    out[key] = None if mean != mean else mean
         if self.method.relabels:
             out["relabel"] = relabel_stats(
                 self.labels.given,

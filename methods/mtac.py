@@ -113,8 +113,61 @@ class AUGraphHead(nn.Module):
         return (h * self.score.to(h.dtype)).sum(-1)
 
 
+class AuxiliaryTasks:
+    """MTAC's auxiliary tasks, mixed into a :class:`Method`: the AU task over the AU graph and the
+    valence-arousal regression, with their heads and losses. ``mtac`` and its control ``ce_aux``
+    (CE plus exactly these tasks) share them from here."""
+
+    def _setup_va_task(self, info: DataInfo, weight: float) -> None:
+        self.va_weight = weight if info.has_valence_arousal else 0.0
+        self.va_head = nn.Linear(self.num_features, 2) if self.va_weight > 0 else None
+
+    def _setup_au_task(self, info: DataInfo, source: str, weight: float, threshold: float) -> None:
+        has_labels = info.train_action_units is not None and info.au_names
+        use_labels = source == "labels" or (source == "auto" and has_labels)
+        if use_labels and not has_labels:
+            name = getattr(type(self), "registry_name", type(self).__name__)
+            raise FerBenchError(f"{name} au_source=labels, but this dataset has no AU labels")
+        self.au_from_labels = bool(use_labels)
+        self.au_weight = weight
+        if weight <= 0:
+            self.au_head = None
+            return
+        if use_labels:
+            targets = info.train_action_units.float()
+        else:
+            known = [n for n in info.class_names if n in EMOTION_AUS]
+            if not known:
+                self.au_weight, self.au_head = 0.0, None  # no prior for these classes
+                return
+            prior = prior_au_matrix(info.class_names, PRIOR_AUS)
+            self.register_buffer("au_prior", prior)
+            targets = prior[info.train_labels]
+        self.au_head = AUGraphHead(self.num_features, cooccurrence_graph(targets, threshold))
+
+    def add_auxiliary_losses(
+        self, loss: torch.Tensor, logs: dict[str, torch.Tensor], feats: torch.Tensor, batch: Batch
+    ) -> torch.Tensor:
+        """``loss`` plus the weighted AU and VA losses on fp32 ``feats``, added in that order;
+        their values go to ``logs`` as ``au`` and ``va``."""
+        if self.au_head is not None:
+            au_logits = self.au_head(feats).float()
+            if self.au_from_labels:
+                au_targets = batch.action_units.float()
+            else:
+                au_targets = self.au_prior[batch.labels]
+            au = masked_bce(au_logits, au_targets)
+            loss = loss + self.au_weight * au
+            logs["au"] = au.detach()
+        if self.va_head is not None and batch.valence_arousal is not None:
+            va = masked_mse(torch.tanh(self.va_head(feats).float()), batch.valence_arousal.float())
+            loss = loss + self.va_weight * va
+            logs["va"] = va.detach()
+        return loss
+
+
 @register_method("mtac")
-class MultiTaskAssistedCorrection(Method):
+class MultiTaskAssistedCorrection(AuxiliaryTasks, Method):
     """MTAC-style: confidence weighting, AU-graph and VA auxiliary tasks, prototype relabeling."""
 
     recipe = SCN_RECIPE
@@ -157,7 +210,6 @@ class MultiTaskAssistedCorrection(Method):
         super().__init__(backbone, num_features, info)
         self.beta, self.conf_margin, self.conf_weight = beta, conf_margin, conf_weight
         self.class_balance = class_balance
-        self.va_weight = va_weight if info.has_valence_arousal else 0.0
         self.relabel_enabled, self.relabel_epoch = relabel, relabel_epoch
         self.relabel_margin, self.momentum = relabel_margin, prototype_momentum
         self.warmup_epochs = warmup_epochs
@@ -166,32 +218,10 @@ class MultiTaskAssistedCorrection(Method):
         self.confidence = nn.Sequential(
             nn.Linear(num_features, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Sigmoid()
         )
-        self.va_head = nn.Linear(num_features, 2) if self.va_weight > 0 else None
+        self._setup_va_task(info, va_weight)
         self.register_buffer("prototypes", torch.zeros(c, num_features))
         self.register_buffer("prototype_seen", torch.zeros(c, dtype=torch.bool))
         self._setup_au_task(info, au_source, au_weight, graph_threshold)
-
-    def _setup_au_task(self, info: DataInfo, source: str, weight: float, threshold: float) -> None:
-        has_labels = info.train_action_units is not None and info.au_names
-        use_labels = source == "labels" or (source == "auto" and has_labels)
-        if use_labels and not has_labels:
-            raise FerBenchError("mtac au_source=labels, but this dataset has no AU labels")
-        self.au_from_labels = bool(use_labels)
-        self.au_weight = weight
-        if weight <= 0:
-            self.au_head = None
-            return
-        if use_labels:
-            targets = info.train_action_units.float()
-        else:
-            known = [n for n in info.class_names if n in EMOTION_AUS]
-            if not known:
-                self.au_weight, self.au_head = 0.0, None  # no prior for these classes
-                return
-            prior = prior_au_matrix(info.class_names, PRIOR_AUS)
-            self.register_buffer("au_prior", prior)
-            targets = prior[info.train_labels]
-        self.au_head = AUGraphHead(self.num_features, cooccurrence_graph(targets, threshold))
 
     def heads(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats = self.features(images)
@@ -250,19 +280,7 @@ class MultiTaskAssistedCorrection(Method):
         if not warm and self.conf_weight > 0:
             loss = loss + self.conf_weight * reg
             logs["conf_reg"] = reg.detach()
-        if self.au_head is not None:
-            au_logits = self.au_head(feats).float()
-            if self.au_from_labels:
-                au_targets = batch.action_units.float()
-            else:
-                au_targets = self.au_prior[batch.labels]
-            au = masked_bce(au_logits, au_targets)
-            loss = loss + self.au_weight * au
-            logs["au"] = au.detach()
-        if self.va_head is not None and batch.valence_arousal is not None:
-            va = masked_mse(torch.tanh(self.va_head(feats).float()), batch.valence_arousal.float())
-            loss = loss + self.va_weight * va
-            logs["va"] = va.detach()
+        loss = self.add_auxiliary_losses(loss, logs, feats, batch)
         # Prototype similarities in fp32: under bf16 autocast they would carry ~3 digits against
         # a relabel margin of 0.1.
         with torch.no_grad(), torch.autocast(feats.device.type, enabled=False):

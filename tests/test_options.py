@@ -111,3 +111,11 @@ def test_range_and_oneof_messages():
         "dropout": 0.0,
         "label_smoothing": 0.0,
     }
+
+
+def test_an_option_defaulting_to_none_is_typed_by_its_annotation():
+    cls = get_method_class("coteaching")
+    assert resolve_options(cls, {"forget_rate": "0.3"}, "m")["forget_rate"] == 0.3
+    assert resolve_options(cls, {"forget_rate": "none"}, "m")["forget_rate"] is None
+    with pytest.raises(FerBenchError, match="forget_rate must be a number, got 'abc'"):
+        resolve_options(cls, {"forget_rate": "abc"}, "m")
