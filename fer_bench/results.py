@@ -31,6 +31,16 @@ FINAL_WEIGHTS_NAME = "final_weights.pt"
 LOCK_NAME = "run.lock"
 SCHEMA_VERSION = 1
 STATUSES = ("running", "done", "failed", "interrupted")
+#: What a record's numbers mean, written into every record so a reader needs no source code.
+RECORD_UNITS = {
+    "accuracy": "percent (accuracy, mean_class_accuracy, per_class_accuracy, macro_f1)",
+    "auc": "fraction in [0, 1] (given_label_auc, weight_auc)",
+    "confusion": "rows are true classes, columns predicted classes, in class_names order",
+    "noise rates": "percent (noise.rate_requested, noise.rate_actual)",
+    "val": "accuracy against dataset.val_labels: 'clean' (the dataset's own validation split) "
+    "or 'noisy' (held out from the noisy training set, capped by the noise)",
+    "times": "seconds",
+}
 
 _TRACKED_PACKAGES = ("torch", "torchvision", "timm", "numpy", "facenet-pytorch", "fer-bench")
 

@@ -45,6 +45,7 @@ from fer_bench.results import (
     CHECKPOINT_NAME,
     FINAL_WEIGHTS_NAME,
     LOCK_NAME,
+    RECORD_UNITS,
     SCHEMA_VERSION,
     cpu_budget,
     git_commit,
@@ -301,6 +302,7 @@ def _train(
     train_data, noisy, now = checked.train_data, checked.noisy, _now()
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
+        "units": RECORD_UNITS,
         "run_id": rid,
         "status": "running",
         "error": None,

@@ -154,6 +154,10 @@ def test_record_holds_config_versions_commit_hardware_and_metrics(tiny_run_confi
     assert set(diag["relabel"]) >= {"changed", "restored", "corrupted", "precision", "from_to"}
     assert record["noise"]["rate_actual"] == pytest.approx(20, abs=1)
     assert record["final"]["selected"]["epoch"] in (1, 2)
+    # the record says what its numbers mean and what validation is measured against
+    assert "percent" in record["units"]["accuracy"] and "[0, 1]" in record["units"]["auc"]
+    assert record["units"]["confusion"].startswith("rows are true classes")
+    assert record["dataset"]["val_labels"] == "noisy"  # the synthetic set: held out, noisy
 
 
 def test_pretrained_weights_load_strictly(tmp_path):
