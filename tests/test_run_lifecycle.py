@@ -90,6 +90,14 @@ def test_one_process_per_run_sigterm_interrupts_and_status_tells_dead_from_live(
         )
         resumed = _record(out)
         assert len(resumed["history"]) >= len(dead["history"])  # kept while it resumes
+        # Stop it once it has trained past the checkpoint (so it did load it), not earlier:
+        # on a loaded machine the record's attempt counter is written seconds before the
+        # checkpoint is read.
+        wait_until(
+            lambda: len((_record(out) or {}).get("history") or []) > len(dead["history"]) + 1,
+            120,
+            "the second attempt to train an epoch",
+        )
         second.send_signal(signal.SIGTERM)
         _, stderr = second.communicate(timeout=60)
     finally:
