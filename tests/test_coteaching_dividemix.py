@@ -1,6 +1,5 @@
 """Co-teaching and DivideMix, pinned on tiny hand-computed batches, and their exact resume."""
 
-import json
 import math
 
 import pytest
@@ -9,13 +8,12 @@ import torch.nn.functional as F
 from fer_bench.methods import dividemix as dm
 from fer_bench.methods.coteaching import forget_rate_at, num_kept
 from methods_helpers import info_for
+from resume_helpers import assert_same_history, kill_and_resume
 from torch import nn
 
 from fer_bench.losses import fit_gmm_1d, gmm_clean_probability
 from fer_bench.method import Batch, LabelStore, TrainingSet
-from fer_bench.registry import create_dataset, create_method
-from fer_bench.runner import build_method, prepare_data, resolve_config
-from fer_bench.trainer import Trainer
+from fer_bench.registry import create_method
 
 
 def _info(n=4, noise_rate=0.0):
@@ -360,14 +358,6 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _trainer(cfg, checkpoint=None, on_epoch_end=None):
-    cfg = resolve_config(cfg)
-    data = create_dataset(cfg.dataset, **cfg.dataset_options)
-    train_data, _, _ = prepare_data(cfg, data)
-    method = build_method(cfg, data, train_data.train)
-    return Trainer(cfg, method, train_data, torch.device("cpu"), checkpoint, on_epoch_end)
-
-
 @pytest.mark.parametrize(
     "method, options",
     [
@@ -387,25 +377,4 @@ def test_resume_after_epoch_one_matches_an_uninterrupted_run(
         dataset_options={"num_train": 64, "num_test": 16, "size": 16},
         method_options=options,
     )
-    full = _trainer(cfg).fit()
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_one(state):
-        if state.epoch == 1:
-            raise Killed
-
-    ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(Killed):
-        _trainer(cfg, ckpt, kill_after_one).fit()
-    resumed = _trainer(cfg, ckpt).fit()
-    assert len(resumed.history) == 3
-    for a, b in zip(full.history, resumed.history, strict=True):
-        strip = ("seconds", "images_per_s")
-        assert {k: v for k, v in a["train"].items() if k not in strip} == {
-            k: v for k, v in b["train"].items() if k not in strip
-        }
-        assert a["test"] == b["test"]
-        # json: a warm-up epoch's mean weights are NaN, which never equals itself.
-        assert json.dumps(a["diagnostics"]) == json.dumps(b["diagnostics"])
+    assert_same_history(*kill_and_resume(cfg, tmp_path / "ckpt.pt", after=1))

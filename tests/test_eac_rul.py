@@ -9,12 +9,11 @@ import torch.nn.functional as F
 from fer_bench.methods.eac import class_activation_maps, flip_consistency
 from fer_bench.methods.rul import addup_loss, branch_value, embedding_head, relative_mix
 from methods_helpers import info_for
+from resume_helpers import assert_same_history, kill_and_resume
 from torch import nn
 
 from fer_bench.method import Batch, LabelStore
-from fer_bench.registry import create_dataset, create_method
-from fer_bench.runner import build_method, prepare_data, resolve_config
-from fer_bench.trainer import Trainer
+from fer_bench.registry import create_method
 
 BN = 1 / math.sqrt(1 + 2e-5)  # an eval-mode batch norm at its initial statistics (RUL's eps)
 
@@ -218,14 +217,6 @@ def test_rul_map_head_has_the_official_shape_and_pools_only_other_map_sizes():
 # -- resume ------------------------------------------------------------------------------------
 
 
-def _trainer(cfg, checkpoint=None, on_epoch_end=None):
-    cfg = resolve_config(cfg)
-    data = create_dataset(cfg.dataset, **cfg.dataset_options)
-    train_data, _, _ = prepare_data(cfg, data)
-    method = build_method(cfg, data, train_data.train)
-    return Trainer(cfg, method, train_data, torch.device("cpu"), checkpoint, on_epoch_end)
-
-
 @pytest.mark.parametrize("method, options", [("eac", {"flip_view": "independent"}), ("rul", {})])
 def test_resume_after_epoch_one_matches_an_uninterrupted_run(
     method, options, tiny_run_config, tmp_path
@@ -239,23 +230,4 @@ def test_resume_after_epoch_one_matches_an_uninterrupted_run(
         dataset_options={"num_train": 32, "num_test": 16, "size": 16},
         method_options=options,
     )
-    full = _trainer(cfg).fit()
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_one(state):
-        if state.epoch == 1:
-            raise Killed
-
-    ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(Killed):
-        _trainer(cfg, ckpt, kill_after_one).fit()
-    resumed = _trainer(cfg, ckpt).fit()
-    assert len(resumed.history) == 2
-    strip = ("seconds", "images_per_s")
-    for a, b in zip(full.history, resumed.history, strict=True):
-        assert {k: v for k, v in a["train"].items() if k not in strip} == {
-            k: v for k, v in b["train"].items() if k not in strip
-        }
-        assert a["test"] == b["test"] and a["diagnostics"] == b["diagnostics"]
+    assert_same_history(*kill_and_resume(cfg, tmp_path / "ckpt.pt", after=1))

@@ -8,14 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from methods_helpers import info_for
+from resume_helpers import assert_same_history, kill_and_resume
 from torch import nn
 
 from fer_bench.losses import generalized_cross_entropy
 from fer_bench.method import Batch, LabelStore
 from fer_bench.options import declared_options
-from fer_bench.registry import METHODS, create_dataset, create_method
-from fer_bench.runner import build_method, prepare_data, resolve_config
-from fer_bench.trainer import Trainer
+from fer_bench.registry import METHODS, create_method
 
 P = [[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]  # the softmax of log(P)
 LABELS = [0, 2]  # p_y = 0.5 and 0.2
@@ -184,38 +183,17 @@ def test_elr_repeated_index_takes_its_last_update_everywhere():
     assert out.logs["elr"].item() == pytest.approx(reg, rel=1e-6)
 
 
-def _trainer(cfg, checkpoint=None, on_epoch_end=None):
-    cfg = resolve_config(cfg)
-    data = create_dataset(cfg.dataset, **cfg.dataset_options)
-    train_data, _, _ = prepare_data(cfg, data)
-    method = build_method(cfg, data, train_data.train)
-    return Trainer(cfg, method, train_data, torch.device("cpu"), checkpoint, on_epoch_end)
-
-
 def test_elr_resumed_after_epoch_one_matches_an_uninterrupted_run(tiny_run_config, tmp_path):
     small = {"num_train": 64, "num_test": 16, "size": 16}
     cfg = tiny_run_config(
         method="elr", noise=30, epochs=2, batch_size=16, image_size=16, dataset_options=small
     )
-    full_state = _trainer(cfg).fit()
-
-    class Killed(Exception):
-        pass
-
-    def kill_after_one(state):
-        if state.epoch == 1:
-            raise Killed
-
     ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(Killed):
-        _trainer(cfg, ckpt, kill_after_one).fit()
+    full_state, resumed_state = kill_and_resume(cfg, ckpt, after=1)
     saved = torch.load(ckpt, weights_only=True)["method"]["targets"]
     assert saved.shape[1] == 7 and saved.sum() > 0  # the targets travel with the checkpoint
-    resumed_state = _trainer(cfg, ckpt).fit()
-    assert len(resumed_state.history) == 2
-    for a, b in zip(full_state.history, resumed_state.history, strict=True):
-        assert a["train"]["loss"] == b["train"]["loss"] and a["train"]["elr"] == b["train"]["elr"]
-        assert a["test"] == b["test"] and a["diagnostics"] == b["diagnostics"]
+    assert_same_history(full_state, resumed_state)
+    assert all("elr" in e["train"] for e in resumed_state.history)
 
 
 # -- CE + auxiliary tasks ----------------------------------------------------------------------

@@ -5,19 +5,13 @@ import shutil
 
 import pytest
 import torch
+from resume_helpers import trainer_for
 
 from fer_bench.errors import FerBenchError
-from fer_bench.registry import create_dataset
-from fer_bench.runner import RunFailed, build_method, prepare_data, resolve_config, run_experiment
+from fer_bench.runner import RunFailed, run_experiment
 from fer_bench.trainer import Trainer, pick_device
 
-
-def _trainer(cfg, checkpoint=None, on_epoch_end=None):
-    cfg = resolve_config(cfg)
-    data = create_dataset(cfg.dataset, **cfg.dataset_options)
-    train_data, _, _ = prepare_data(cfg, data)
-    method = build_method(cfg, data, train_data.train)
-    return Trainer(cfg, method, train_data, torch.device("cpu"), checkpoint, on_epoch_end)
+_trainer = trainer_for
 
 
 def test_ce_learns_well_above_chance_on_cpu(tiny_run_config):
