@@ -147,10 +147,7 @@ class RunConfig:
             raise FerBenchError(
                 f"unknown noise type '{self.noise_type}'; known: {', '.join(NOISE_TYPES)}"
             )
-        if self.noise_type in MEASURED_NOISE_TYPES and self.noise:
-            raise FerBenchError(
-                f"--noise-type {self.noise_type} takes no --noise rate: the noise is the data's own"
-            )
+        check_measured_rate(self.noise_type, self.noise)
         if self.noise_type == "file" and not self.noise_file:
             raise FerBenchError("--noise-type file needs --noise-file PATH")
         if self.noise_file_base not in (0, 1):
@@ -256,6 +253,14 @@ def file_sha1(path: str) -> str:
         return digest.hexdigest()
     except OSError as exc:
         raise FerBenchError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def check_measured_rate(noise_type: str, rate_percent: float) -> None:
+    """A noise type whose rate is the data's own takes no ``--noise`` rate."""
+    if noise_type in MEASURED_NOISE_TYPES and rate_percent:
+        raise FerBenchError(
+            f"--noise-type {noise_type} takes no --noise rate: the noise is the data's own"
+        )
 
 
 def parse_noise_rate(value: Any) -> float:

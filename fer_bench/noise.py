@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from fer_bench.config import check_measured_rate
 from fer_bench.errors import FerBenchError
 
 #: Confusions commonly reported for 7/8-class FER (surprise<->fear, disgust<->anger, ...).
@@ -198,6 +199,7 @@ def inject_noise(
     gen = torch.Generator().manual_seed(noise_seed(dataset, noise_type, rate_percent, seed))
     num_classes = len(class_names)
     rate = rate_percent
+    check_measured_rate(noise_type, rate)
     if noise_type == "symmetric":
         noisy = symmetric_noise(clean, num_classes, rate, gen) if rate > 0 else clean.clone()
     elif noise_type == "asymmetric":
@@ -214,10 +216,6 @@ def inject_noise(
                 f"dataset '{dataset}' has no annotator votes; --noise-type annotator needs one "
                 "that has (ferplus)"
             )
-        if rate_percent:
-            raise FerBenchError(
-                "--noise-type annotator takes no --noise rate: the noise is the annotators' own"
-            )
         noisy = annotator_noise(votes, gen)
     elif noise_type == "file":
         if noise_file is None:
@@ -228,10 +226,6 @@ def inject_noise(
             raise FerBenchError(
                 f"dataset '{dataset}' publishes no real noisy labels; --noise-type real needs one "
                 "that does (ferplus)"
-            )
-        if rate_percent:
-            raise FerBenchError(
-                "--noise-type real takes no --noise rate: the noise is the data's own"
             )
         noisy = real_noisy_labels.to(torch.long).clone()
         if len(noisy) != len(clean):
