@@ -60,7 +60,12 @@ def evaluate_run(
         write_json_atomic,
     )
     from fer_bench.runner import build_method, prepare_data
-    from fer_bench.trainer import _load_unwrapped_state, pick_device, predict_probabilities
+    from fer_bench.trainer import (
+        _load_unwrapped_state,
+        pick_device,
+        predict_probabilities,
+        uses_bf16,
+    )
 
     directory = run_dir(results, run_id)
     record = load_record(results, run_id)
@@ -107,7 +112,7 @@ def evaluate_run(
     remap[keep_labels] = torch.arange(len(shared))
     labels = remap[subset.labels]
     columns = torch.tensor([model_classes.index(c) for c in shared])
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    bf16 = uses_bf16(cfg.precision, device)
     probs = predict_probabilities(method, subset, cfg.image_size, device, bf16)
     preds = probs[:, columns].argmax(1)
     result = {

@@ -106,8 +106,7 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.on_epoch_end = on_epoch_end
         self.cuda = device.type == "cuda"
-        # bf16 autocast by default on CUDA; fp32 elsewhere. ``--precision`` overrides either way.
-        self.bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.cuda)
+        self.bf16 = uses_bf16(cfg.precision, device)
         self.method = method.to(device)
         if self.cuda:
             self.method = self.method.to(memory_format=torch.channels_last)
@@ -162,7 +161,7 @@ class Trainer:
         return order.to(self.device)
 
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+        return bf16_autocast(self.device, self.bf16)
 
     def train_epoch(self, epoch: int, max_steps: int | None = None) -> dict[str, Any]:
         """One pass over the training set (or its first ``max_steps`` batches, for benchmarks)."""
@@ -385,6 +384,15 @@ class Trainer:
         return self.state
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast by default on CUDA, fp32 elsewhere; ``--precision`` overrides either way."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def bf16_autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 @torch.inference_mode()
 def predict_probabilities(
     method: Method,
@@ -408,7 +416,7 @@ def predict_probabilities(
         x = augment.eval_transform(images, image_size)
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        with bf16_autocast(device, bf16):
             logits = predict(x)
         out.append(logits.float().softmax(1))
     return torch.cat(out).cpu()
