@@ -27,6 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fer_bench.config import DATA_PLACEMENTS, PRECISIONS
+
 if TYPE_CHECKING:  # torch is imported inside the functions: `fer-bench --help` stays fast
     import torch
 
@@ -321,7 +323,7 @@ def register_cli(sub) -> None:
     p.add_argument("--image-size", type=int, default=224, help="training input size [224]")
     p.add_argument("--batch-size", type=int, default=512, help="batch size [512]")
     p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
-    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"))
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
     p.add_argument(
         "--num-train", type=int, default=12271, help="training images, RAF-DB-sized [12271]"
@@ -337,7 +339,7 @@ def register_cli(sub) -> None:
     p.add_argument(
         "--data-placement",
         default="auto",
-        choices=("auto", "device", "host", "both"),
+        choices=(*DATA_PLACEMENTS, "both"),
         help="training set on the device, streamed from the host, the trainer's measured "
         "choice (auto), or both paths timed interleaved (both) [auto]",
     )

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from dataclasses import Field, fields
+from typing import Any, get_args, get_type_hints
 
 from fer_bench.config import (
-    DATA_PLACEMENTS,
     GLOBAL_DEFAULTS,
-    NOISE_TYPES,
-    OPTIMIZERS,
-    SCHEDULERS,
+    RunConfig,
     parse_noise_rate,
     parse_options,
 )
+
+#: How a field's command-line text becomes its value (``parse`` in the field's metadata).
+_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "noise_rate": lambda value, flag: parse_noise_rate(value),
+    "options": parse_options,
+}
 
 
 def _bool(text: str) -> bool:
@@ -25,163 +30,48 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got '{text}'")
 
 
+def _flags(f: Field) -> tuple[str, ...]:
+    return f.metadata.get("flags") or ("--" + f.name.replace("_", "-"),)
+
+
+def _help(f: Field) -> str:
+    """The field's help plus the default a user gets by leaving the flag out."""
+    if f.default is None and f.name in GLOBAL_DEFAULTS:
+        shown = f"method recipe or dataset default, else {GLOBAL_DEFAULTS[f.name]}"
+    elif f.default is None or isinstance(f.default, bool | dict):
+        return f.metadata["help"]  # no value to show: an optional input, a switch, a list
+    else:
+        shown = f"{f.default:g}" if isinstance(f.default, float) else f.default
+    return f"{f.metadata['help']} [{shown}]"
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Every RunConfig option as a flag; unset ones come from the method's and dataset's defaults."""
-    d = GLOBAL_DEFAULTS
-    p.add_argument("--method", default="ce", help="method name (fer-bench list) [ce]")
-    p.add_argument(
-        "--dataset", default="synthetic", help="dataset name (fer-bench list) [synthetic]"
-    )
-    p.add_argument(
-        "--noise",
-        default="0",
-        help="label-noise rate in percent, 0 <= rate < 100; 0 < rate < 1 is refused as a likely "
-        "fraction, write e.g. 0.5%% for half a percent [0]",
-    )
-    p.add_argument(
-        "--noise-type",
-        default="symmetric",
-        choices=NOISE_TYPES,
-        help="symmetric (exact per-class counts), bernoulli (SCN's generator: each label flips "
-        "with probability rate), asymmetric (fixed confusions), file (published list), real "
-        "(FERPlus: FER2013's labels), annotator (FERPlus: one annotator's vote) [symmetric]",
-    )
-    p.add_argument("--noise-file", help="noisy label list in RAF-DB format, for --noise-type file")
-    p.add_argument(
-        "--noise-file-base",
-        type=int,
-        default=1,
-        choices=(0, 1),
-        help="first label number in the noise file: 1 for RAF-DB's list format, 0 for SCN's files [1]",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed for noise, split, init and order [0]")
-    p.add_argument(
-        "--epochs", type=int, help=f"training epochs [method/dataset default, else {d['epochs']}]"
-    )
-    p.add_argument(
-        "--batch-size", type=int, help=f"batch size [method default, else {d['batch_size']}]"
-    )
-    p.add_argument("--lr", type=float, help=f"learning rate [method default, else {d['lr']}]")
-    p.add_argument(
-        "--weight-decay",
-        type=float,
-        help=f"weight decay [method default, else {d['weight_decay']}]",
-    )
-    p.add_argument(
-        "--optimizer", choices=OPTIMIZERS, help=f"[method default, else {d['optimizer']}]"
-    )
-    p.add_argument("--momentum", type=float, help=f"SGD momentum [{d['momentum']}]")
-    p.add_argument(
-        "--scheduler", choices=SCHEDULERS, help=f"per-epoch LR schedule [{d['scheduler']}]"
-    )
-    p.add_argument("--scheduler-gamma", type=float, help=f"decay factor [{d['scheduler_gamma']}]")
-    p.add_argument(
-        "--backbone", help=f"any timm model name [dataset default, else {d['backbone']}]"
-    )
-    p.add_argument("--pretrained", help="local weights file for the backbone (never downloaded)")
-    p.add_argument(
-        "--image-size",
-        type=int,
-        help=f"training/eval input size [dataset default, else {d['image_size']}]",
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        help=f"share of the noisy training set held out when a dataset has no validation split [{d['val_fraction']}]",
-    )
-    p.add_argument(
-        "--augment",
-        help=f"none, flip, flip_or_noise, crop_flip [method default, else {d['augment']}]",
-    )
-    p.add_argument("--random-erasing", type=_bool, help="true/false [method default, else true]")
-    p.add_argument(
-        "--balanced-sampling",
-        action="store_true",
-        help="draw training samples with class-balanced probabilities (AffectNet)",
-    )
-    p.add_argument(
-        "--method-option",
-        "-M",
-        action="append",
-        metavar="KEY=VALUE",
-        help="method option, repeatable (fer-bench list shows them)",
-    )
-    p.add_argument(
-        "--dataset-option",
-        "-D",
-        action="append",
-        metavar="KEY=VALUE",
-        help="dataset option, repeatable",
-    )
-    p.add_argument("--data-root", help="where the dataset lives on disk (real datasets)")
-    p.add_argument("--output-dir", default="results/runs", help="runs directory [results/runs]")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
-    p.add_argument("--compile", action="store_true", help="torch.compile the backbone")
-    p.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "bf16", "fp32"),
-        help="auto: bf16 autocast on CUDA, fp32 on CPU [auto]",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no per-epoch progress bar")
-    p.add_argument(
-        "--keep-checkpoint",
-        action="store_true",
-        help="a finished run keeps checkpoint.pt with the optimizer state (default: only "
-        "final_weights.pt)",
-    )
-    p.add_argument(
-        "--data-placement",
-        default="auto",
-        choices=DATA_PLACEMENTS,
-        help="training set on the device (device), streamed from host memory one batch ahead "
-        "(host), or device when it fits next to the model, optimizer and a batch, measured "
-        "(auto); the record says which ran and why [auto]",
-    )
+    """Every RunConfig field as a flag, built from the field's type, default and metadata."""
+    hints = get_type_hints(RunConfig)
+    for f in fields(RunConfig):
+        kind, kw = hints[f.name], {"dest": f.name, "help": _help(f)}
+        if f.metadata.get("parse") == "options":
+            kw.update(action="append", metavar="KEY=VALUE")
+        elif f.metadata.get("parse"):
+            kw.update(default=f"{f.default:g}")
+        elif kind is bool:
+            # A flag that flips the default: --compile turns on, --no-progress turns off.
+            kw.update(action="store_false" if f.default else "store_true")
+        else:
+            scalar = next(t for t in get_args(kind) or (kind,) if t is not type(None))
+            kw.update(type=_bool if scalar is bool else scalar, default=f.default)
+            if f.metadata.get("choices"):
+                kw["choices"] = f.metadata["choices"]
+        p.add_argument(*_flags(f), **kw)
 
 
-def config_from_args(args: argparse.Namespace):
-    from fer_bench.config import RunConfig
-
-    fields: dict[str, Any] = {
-        name: getattr(args, name)
-        for name in (
-            "method",
-            "dataset",
-            "noise",
-            "noise_type",
-            "noise_file",
-            "noise_file_base",
-            "seed",
-            "epochs",
-            "batch_size",
-            "lr",
-            "weight_decay",
-            "optimizer",
-            "momentum",
-            "scheduler",
-            "scheduler_gamma",
-            "backbone",
-            "pretrained",
-            "image_size",
-            "val_fraction",
-            "augment",
-            "random_erasing",
-            "balanced_sampling",
-            "data_root",
-            "output_dir",
-            "device",
-            "compile",
-            "precision",
-            "keep_checkpoint",
-            "data_placement",
-        )
-    }
-    fields["noise"] = parse_noise_rate(args.noise)
-    fields["method_options"] = parse_options(args.method_option, "--method-option")
-    fields["dataset_options"] = parse_options(args.dataset_option, "--dataset-option")
-    fields["progress"] = not args.no_progress
-    return RunConfig(**fields)
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    values: dict[str, Any] = {}
+    for f in fields(RunConfig):
+        value = getattr(args, f.name)
+        parse = f.metadata.get("parse")
+        values[f.name] = _PARSERS[parse](value, _flags(f)[0]) if parse else value
+    return RunConfig(**values)
 
 
 def _format_metrics(m: dict[str, Any]) -> str:

@@ -71,40 +71,100 @@ _NUMERIC_FIELDS: dict[str, type] = {
 _REQUIRED = ("noise", "seed", "noise_file_base")
 
 
+def _option(default: Any, help: str, **cli: Any) -> Any:
+    """A RunConfig field with its command-line help (and choices, flags) as metadata: the
+    ``run`` command builds its arguments from these, so an option is declared once."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help, **cli})
+    return field(default=default, metadata={"help": help, **cli})
+
+
+#: Where run directories go unless a run, sweep or command says otherwise.
+DEFAULT_OUTPUT_DIR = "results/runs"
+
+
 @dataclass
 class RunConfig:
-    method: str = "ce"
-    dataset: str = "synthetic"
-    noise: float = 0.0
-    noise_type: str = "symmetric"
-    noise_file: str | None = None
-    noise_file_base: int = 1
-    seed: int = 0
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    weight_decay: float | None = None
-    optimizer: str | None = None
-    momentum: float | None = None
-    scheduler: str | None = None
-    scheduler_gamma: float | None = None
-    backbone: str | None = None
-    pretrained: str | None = None
-    image_size: int | None = None
-    val_fraction: float | None = None
-    augment: str | None = None
-    random_erasing: bool | None = None
-    balanced_sampling: bool = False
-    method_options: dict[str, Any] = field(default_factory=dict)
-    dataset_options: dict[str, Any] = field(default_factory=dict)
-    data_root: str | None = None
-    output_dir: str = "results/runs"
-    device: str = "auto"
-    compile: bool = False
-    precision: str = "auto"
-    progress: bool = True
-    keep_checkpoint: bool = False  # a done run keeps checkpoint.pt (optimizer state included)
-    data_placement: str = "auto"  # training set on the device or streamed from the host
+    """One run. ``None`` means: the method's recipe, else the dataset's default, else
+    ``GLOBAL_DEFAULTS``; the field help below is what ``fer-bench run --help`` shows."""
+
+    method: str = _option("ce", "method name (fer-bench list)")
+    dataset: str = _option("synthetic", "dataset name (fer-bench list)")
+    noise: float = _option(
+        0.0,
+        "label-noise rate in percent, 0 <= rate < 100; 0 < rate < 1 is refused as a likely "
+        "fraction, write e.g. 0.5%% for half a percent",
+        parse="noise_rate",
+    )
+    noise_type: str = _option(
+        "symmetric",
+        "symmetric (exact per-class counts), bernoulli (SCN's generator: each label flips "
+        "with probability rate), asymmetric (fixed confusions), file (published list), real "
+        "(FERPlus: FER2013's labels), annotator (FERPlus: one annotator's vote)",
+        choices=NOISE_TYPES,
+    )
+    noise_file: str | None = _option(
+        None, "noisy label list in RAF-DB format, for --noise-type file"
+    )
+    noise_file_base: int = _option(
+        1,
+        "first label number in the noise file: 1 for RAF-DB's list format, 0 for SCN's files",
+        choices=(0, 1),
+    )
+    seed: int = _option(0, "seed for noise, split, init and order")
+    epochs: int | None = _option(None, "training epochs")
+    batch_size: int | None = _option(None, "batch size")
+    lr: float | None = _option(None, "learning rate")
+    weight_decay: float | None = _option(None, "weight decay")
+    optimizer: str | None = _option(None, "optimizer", choices=OPTIMIZERS)
+    momentum: float | None = _option(None, "SGD momentum")
+    scheduler: str | None = _option(None, "per-epoch LR schedule", choices=SCHEDULERS)
+    scheduler_gamma: float | None = _option(None, "LR decay factor")
+    backbone: str | None = _option(None, "any timm model name, or facenet_vggface2/facenet_casia")
+    pretrained: str | None = _option(
+        None,
+        "backbone weights: a local file, or timm:<model>.<tag> through timm's own loader",
+    )
+    image_size: int | None = _option(None, "training/eval input size")
+    val_fraction: float | None = _option(
+        None,
+        "share of the noisy training set held out when a dataset has no validation split",
+    )
+    augment: str | None = _option(None, "none, flip, flip_or_noise or crop_flip")
+    random_erasing: bool | None = _option(None, "true/false")
+    balanced_sampling: bool = _option(
+        False, "draw training samples with class-balanced probabilities (AffectNet)"
+    )
+    method_options: dict[str, Any] = _option(
+        {},
+        "method option, repeatable (fer-bench list -v shows them)",
+        flags=("--method-option", "-M"),
+        parse="options",
+    )
+    dataset_options: dict[str, Any] = _option(
+        {},
+        "dataset option, repeatable (fer-bench list -v shows them)",
+        flags=("--dataset-option", "-D"),
+        parse="options",
+    )
+    data_root: str | None = _option(None, "where the dataset lives on disk (real datasets)")
+    output_dir: str = _option(DEFAULT_OUTPUT_DIR, "runs directory")
+    device: str = _option("auto", "auto, cpu, cuda or cuda:N")
+    compile: bool = _option(False, "torch.compile the backbone")
+    precision: str = _option("auto", "auto: bf16 autocast on CUDA, fp32 on CPU", choices=PRECISIONS)
+    progress: bool = _option(True, "no per-epoch progress bar", flags=("--no-progress",))
+    keep_checkpoint: bool = _option(
+        False,
+        "a finished run keeps checkpoint.pt with the optimizer state (default: only "
+        "final_weights.pt)",
+    )
+    data_placement: str = _option(
+        "auto",
+        "training set on the device (device), streamed from host memory one batch ahead "
+        "(host), or device when it fits next to the model, optimizer and a batch, measured "
+        "(auto); the record says which ran and why",
+        choices=DATA_PLACEMENTS,
+    )
 
     def __post_init__(self) -> None:
         # One value, one spelling: ``--noise 20`` (float) and ``noise: 20`` in YAML (int) must
@@ -141,13 +201,11 @@ class RunConfig:
 
     def validate(self) -> None:
         """Reject impossible values with one line each; resolution happens later."""
-        if not 0 <= self.noise < 100:
-            raise FerBenchError(f"--noise is a percentage in [0, 100), got {self.noise:g}")
         if self.noise_type not in NOISE_TYPES:
             raise FerBenchError(
                 f"unknown noise type '{self.noise_type}'; known: {', '.join(NOISE_TYPES)}"
             )
-        check_measured_rate(self.noise_type, self.noise)
+        check_noise_rate(self.noise_type, self.noise)
         if self.noise_type == "file" and not self.noise_file:
             raise FerBenchError("--noise-type file needs --noise-file PATH")
         if self.noise_file_base not in (0, 1):
@@ -183,8 +241,7 @@ class RunConfig:
                 f"--data-placement must be one of {', '.join(DATA_PLACEMENTS)}, "
                 f"got '{self.data_placement}'"
             )
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{self.device}'")
+        check_device_name(self.device)
 
     def resolved(
         self, method_recipe: dict[str, Any], dataset_defaults: dict[str, Any]
@@ -255,8 +312,20 @@ def file_sha1(path: str) -> str:
         raise FerBenchError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def check_measured_rate(noise_type: str, rate_percent: float) -> None:
-    """A noise type whose rate is the data's own takes no ``--noise`` rate."""
+def check_device_name(name: str) -> None:
+    """The device spellings a run, ``bench`` and ``eval`` accept (availability is checked
+    where the device is opened)."""
+    if name not in ("auto", "cpu", "cuda") and not (
+        name.startswith("cuda:") and name[5:].isdigit()
+    ):
+        raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'")
+
+
+def check_noise_rate(noise_type: str, rate_percent: float) -> None:
+    """A rate is a percentage in [0, 100); a noise type whose rate is the data's own takes
+    none. Serves ``RunConfig.validate`` and direct callers of ``noise.inject_noise``."""
+    if not 0 <= rate_percent < 100:
+        raise FerBenchError(f"--noise is a percentage in [0, 100), got {rate_percent:g}")
     if noise_type in MEASURED_NOISE_TYPES and rate_percent:
         raise FerBenchError(
             f"--noise-type {noise_type} takes no --noise rate: the noise is the data's own"

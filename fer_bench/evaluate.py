@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from fer_bench.config import DEFAULT_OUTPUT_DIR
 from fer_bench.errors import FerBenchError
 
 EVAL_PREFIX = "eval-"
@@ -71,16 +72,14 @@ def evaluate_run(
     record = load_record(results, run_id)
     if record is None:
         raise FerBenchError(f"no run {run_id} under {results} (no {record_path(results, run_id)})")
-    if record.get("status") != "done":
-        raise FerBenchError(
-            f"run {run_id} is {record.get('status')}, not done: nothing to evaluate"
-        )
+    if record.status != "done":
+        raise FerBenchError(f"run {run_id} is {record.status}, not done: nothing to evaluate")
     weights_file = directory / FINAL_WEIGHTS_NAME
     if not weights_file.exists():
         raise FerBenchError(
             f"run {run_id} has no {FINAL_WEIGHTS_NAME} (written by runs since v0.1)"
         )
-    config = dict(record["config"])
+    config = dict(record.data["config"])
     if train_data_root is not None:
         config["data_root"] = train_data_root
     cfg = RunConfig.from_dict(config)
@@ -166,7 +165,9 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument(
         "--dataset-option", "-D", action="append", metavar="KEY=VALUE", help="its options"
     )
-    p.add_argument("--results", default="results/runs", help="runs directory [results/runs]")
+    p.add_argument(
+        "--results", default=DEFAULT_OUTPUT_DIR, help=f"runs directory [{DEFAULT_OUTPUT_DIR}]"
+    )
     p.add_argument("--train-data-root", help="the training dataset's root, if it moved")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [auto]")
     p.set_defaults(func=_cmd_eval)

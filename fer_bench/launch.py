@@ -31,6 +31,7 @@ from typing import Any
 
 from fer_bench.config import RunConfig
 from fer_bench.errors import FerBenchError
+from fer_bench.results import RunRecord, load_record
 from fer_bench.sweep import EXECUTOR_KINDS, Sweep, load_sweep
 
 Printer = Callable[[str], None]
@@ -62,12 +63,12 @@ class SweepJob:
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
     """The few fields worth returning through a result pickle."""
-    last = ((record.get("final") or {}).get("last") or {}).get("test") or {}
+    run = RunRecord(record)
     return {
         "run_id": record.get("run_id"),
-        "status": record.get("status"),
-        "test_accuracy": last.get("accuracy"),
-        "error": record.get("error"),
+        "status": run.status,
+        "test_accuracy": run.test_accuracy(),
+        "error": run.error,
     }
 
 
@@ -89,14 +90,12 @@ class LaunchResult:
     refused: dict[str, str] = field(default_factory=dict)  # dry run: run id -> pre-flight error
 
 
-def record_status(output_dir: Path, run_id: str) -> tuple[str | None, dict[str, Any] | None]:
+def record_status(output_dir: Path, run_id: str) -> tuple[str | None, RunRecord | None]:
     """The run's record status, or None without a (readable) record."""
-    from fer_bench.results import UNREADABLE, load_record
-
     record = load_record(output_dir, run_id)
-    if record is None or record == UNREADABLE:
+    if record is None or not record.readable:
         return None, None
-    return record.get("status"), record
+    return record.status, record
 
 
 #: Why a run without a finished record is submitted, by its record's status.
@@ -363,7 +362,7 @@ def _report_outcome(
         if status == "interrupted":
             out(f"interrupted {run_id} (job {job.job_id}): launch the sweep again to resume")
             return
-        line = (record or {}).get("error") if status == "failed" else None
+        line = record.error if record and status == "failed" else None
         out(f"failed {run_id} (job {job.job_id}): {line or _last_line(str(exc))}")
 
 

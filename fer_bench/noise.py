@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from fer_bench.config import check_measured_rate
+from fer_bench.config import check_noise_rate
 from fer_bench.errors import FerBenchError
 
 #: Confusions commonly reported for 7/8-class FER (surprise<->fear, disgust<->anger, ...).
@@ -193,13 +193,11 @@ def inject_noise(
     votes: torch.Tensor | None = None,
 ) -> NoisyLabels:
     """Noisy training labels; the same (dataset, type, rate, seed) always gives the same ones."""
-    if not 0 <= rate_percent < 100:
-        raise FerBenchError(f"noise rate is a percentage in [0, 100), got {rate_percent:g}")
+    check_noise_rate(noise_type, rate_percent)
     clean = labels.to(torch.long).clone()
     gen = torch.Generator().manual_seed(noise_seed(dataset, noise_type, rate_percent, seed))
     num_classes = len(class_names)
     rate = rate_percent
-    check_measured_rate(noise_type, rate)
     if noise_type == "symmetric":
         noisy = symmetric_noise(clean, num_classes, rate, gen) if rate > 0 else clean.clone()
     elif noise_type == "asymmetric":

@@ -18,6 +18,7 @@ import os
 import platform
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,19 +116,56 @@ def record_path(output_dir: str | Path, run_id: str) -> Path:
     return run_dir(output_dir, run_id) / RECORD_NAME
 
 
-#: What ``load_record`` returns for a record that exists but cannot be read (status shows it).
-UNREADABLE = {"status": "unreadable"}
+@dataclass(frozen=True)
+class RunRecord:
+    """Typed access to what readers of a record need (launch, status, eval, the CLI); ``data``
+    is the JSON as the runner wrote it (``schema`` = ``SCHEMA_VERSION``)."""
+
+    data: dict[str, Any]
+
+    @property
+    def status(self) -> str | None:
+        """One of ``STATUSES``, or ``unreadable`` for a record that exists but cannot be read."""
+        return self.data.get("status")
+
+    @property
+    def readable(self) -> bool:
+        return self.status != UNREADABLE
+
+    @property
+    def error(self) -> str | None:
+        return self.data.get("error")
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.data.get("history") or [])
+
+    @property
+    def progress(self) -> str:
+        """``epoch 3/12`` (or ``3 epochs done`` where the plan is unknown)."""
+        total = (self.data.get("config") or {}).get("epochs")
+        return f"epoch {self.epochs_done}/{total}" if total else f"{self.epochs_done} epochs done"
+
+    def test_accuracy(self, selection: str = "last") -> float | None:
+        """Final test accuracy (percent) at the ``last`` or the validation-``selected`` epoch."""
+        final = (self.data.get("final") or {}).get(selection) or {}
+        value = (final.get("test") or {}).get("accuracy")
+        return float(value) if isinstance(value, int | float) else None
 
 
-def load_record(output_dir: str | Path, run_id: str) -> dict[str, Any] | None:
-    """A run's record; ``None`` where there is none, ``UNREADABLE`` where it cannot be read."""
+#: The status ``load_record`` gives a record that exists but cannot be read (status shows it).
+UNREADABLE = "unreadable"
+
+
+def load_record(output_dir: str | Path, run_id: str) -> RunRecord | None:
+    """A run's record; ``None`` where there is none, status ``unreadable`` where it cannot be read."""
     path = record_path(output_dir, run_id)
     if not path.exists():
         return None
     try:
-        return read_record(path)
+        return RunRecord(read_record(path))
     except (OSError, ValueError):
-        return dict(UNREADABLE)
+        return RunRecord({"status": UNREADABLE})
 
 
 def package_versions() -> dict[str, str | None]:

@@ -50,8 +50,8 @@ from fer_bench.results import (
     cpu_budget,
     git_commit,
     hardware,
+    load_record,
     package_versions,
-    read_record,
     record_path,
     run_dir,
     save_torch_atomic,
@@ -258,11 +258,10 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _previous_record(path: Path) -> dict[str, Any]:
-    try:
-        return read_record(path) if path.exists() else {}
-    except (OSError, ValueError):
-        return {}
+def _previous_record(output_dir: str, rid: str) -> dict[str, Any]:
+    """What an earlier attempt recorded; nothing for no record or an unreadable one."""
+    record = load_record(output_dir, rid)
+    return record.data if record and record.readable else {}
 
 
 def run_experiment(config: RunConfig) -> dict[str, Any]:
@@ -274,15 +273,14 @@ def run_experiment(config: RunConfig) -> dict[str, Any]:
     identity = cfg.identity()
     rid = cfg.run_id(identity)
     directory = run_dir(cfg.output_dir, rid)
-    record_file = record_path(cfg.output_dir, rid)
-    previous = _previous_record(record_file)
+    previous = _previous_record(cfg.output_dir, rid)
     if previous.get("status") == "done":
         return previous
     checked = preflight(cfg)  # bad input stops here, before any record
     threads, threads_from = cpu_budget()
     torch.set_num_threads(threads)  # the CPUs this job was given, not every core of the node
     with FileLock(directory / LOCK_NAME, f"run {rid} is already being trained by {{holder}}"):
-        previous = _previous_record(record_file)  # the last holder may have finished it
+        previous = _previous_record(cfg.output_dir, rid)  # the last holder may have finished it
         if previous.get("status") == "done":
             return previous
         with _sigterm_interrupts():

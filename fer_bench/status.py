@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fer_bench.config import DEFAULT_OUTPUT_DIR
 from fer_bench.errors import FerBenchError
 
 #: Slurm job states in which the job may still run (or run again).
@@ -150,12 +151,6 @@ def _process_alive(pid: str) -> bool:
     return bool(state) and state.group(1) != "Z"
 
 
-def read_run(output_dir: Path, run_id: str) -> dict[str, Any] | None:
-    from fer_bench.results import load_record
-
-    return load_record(output_dir, run_id)
-
-
 def lock_holder(output_dir: Path, run_id: str) -> str | None:
     """``host X pid N`` of the process training the run, or ``None`` when no process does."""
     from fer_bench.locks import holder
@@ -173,15 +168,16 @@ def combine(
 ) -> RunStatus:
     """One run's state: a finished record wins, then a live lock holder, then the scheduler,
     then what the record says. ``holder`` is who holds the run's lock (``None``: nobody)."""
+    from fer_bench.results import RunRecord
+
     job_id = job.get("job_id") if job else None
-    status = (record or {}).get("status")
+    run = RunRecord(record or {})
+    status = run.status
     st = RunStatus(run_id, "missing", job_id, sched)
     if status == "done":
         st.state = "done"
-        acc = (
-            (((record or {}).get("final") or {}).get("last") or {}).get("test", {}).get("accuracy")
-        )
-        st.detail = f"test accuracy {acc:.2f}%" if isinstance(acc, int | float) else ""
+        acc = run.test_accuracy()
+        st.detail = f"test accuracy {acc:.2f}%" if acc is not None else ""
     elif sched in _PENDING_STATES:
         st.state = "pending"
         st.detail = (
@@ -191,7 +187,7 @@ def combine(
         )
     elif status == "failed":  # newer than a job still winding down (COMPLETING)
         st.state = "failed"
-        st.detail = (record or {}).get("error") or "no error recorded"
+        st.detail = run.error or "no error recorded"
     elif holder is not None:  # a live process trains it, whatever its job's state says
         st.state = "running"
         st.detail = f"{_progress(record)} ({holder})".strip()
@@ -208,9 +204,7 @@ def combine(
             st.detail += "; launching the sweep again resumes it"
     elif status == "interrupted":  # the record says why the job ended
         st.state = "interrupted"
-        st.detail = (
-            f"stopped at {_progress(record)} ({(record or {}).get('error')}); rerun to resume"
-        )
+        st.detail = f"stopped at {_progress(record)} ({run.error}); rerun to resume"
     elif sched == "TIMEOUT":
         st.state = "timeout"
         st.detail = "hit its time limit and was not requeued" + _log_hint(job)
@@ -238,11 +232,9 @@ def _stalled(st: RunStatus, record: dict[str, Any] | None, job: dict[str, Any] |
 
 
 def _progress(record: dict[str, Any] | None) -> str:
-    if not record:
-        return ""
-    done = len(record.get("history") or [])
-    total = (record.get("config") or {}).get("epochs")
-    return f"epoch {done}/{total}" if total else f"{done} epochs done"
+    from fer_bench.results import RunRecord
+
+    return RunRecord(record).progress if record else ""
 
 
 def _log_hint(job: dict[str, Any] | None) -> str:
@@ -253,7 +245,7 @@ def _log_hint(job: dict[str, Any] | None) -> str:
 
 def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> list[RunStatus]:
     """Every run of the sweep (expected ones included) or, without one, every run on disk."""
-    from fer_bench.results import RECORD_NAME
+    from fer_bench.results import RECORD_NAME, load_record
 
     if sweep_file:
         from fer_bench.sweep import load_sweep, resolve_runs
@@ -272,9 +264,9 @@ def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> li
     sched = scheduler_states({r: jobs[r] for r in run_ids if r in jobs})
     out = []
     for r in run_ids:
-        record = read_run(output_dir, r)
-        held = lock_holder(output_dir, r) if (record or {}).get("status") == "running" else None
-        out.append(combine(r, record, jobs.get(r), sched.get(r), held))
+        record = load_record(output_dir, r)
+        held = lock_holder(output_dir, r) if record and record.status == "running" else None
+        out.append(combine(r, record.data if record else None, jobs.get(r), sched.get(r), held))
     return out
 
 
@@ -301,7 +293,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if args.sweep:
         statuses = collect_status(Path(args.output_dir) if args.output_dir else None, args.sweep)
     else:
-        out_dir = Path(args.output_dir or "results/runs")
+        out_dir = Path(args.output_dir or DEFAULT_OUTPUT_DIR)
         if not out_dir.is_dir():
             raise FerBenchError(f"no results directory {out_dir}; pass --output-dir or --sweep")
         statuses = collect_status(out_dir)

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from fer_bench.config import RunConfig, parse_noise_rate
+from fer_bench.config import DEFAULT_OUTPUT_DIR, RunConfig, parse_noise_rate
 from fer_bench.errors import FerBenchError
 
 TOP_KEYS = ("name", "output_dir", "defaults", "grid", "executor")
@@ -154,7 +154,7 @@ def parse_sweep(
     name = data.get("name") or (source.stem if source else "sweep")
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
         raise FerBenchError(f"{where}: name must be letters, digits, '-' or '_', got {name!r}")
-    out = Path(output_dir or data.get("output_dir") or "results/runs").resolve()
+    out = Path(output_dir or data.get("output_dir") or DEFAULT_OUTPUT_DIR).resolve()
 
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from fer_bench import augment
-from fer_bench.config import RunConfig
+from fer_bench.config import RunConfig, check_device_name
 from fer_bench.data import Split
 from fer_bench.errors import FerBenchError
 from fer_bench.method import Batch, LabelStore, Method, TrainingSet
@@ -31,10 +31,7 @@ from fer_bench.results import save_torch_atomic
 
 
 def pick_device(name: str) -> torch.device:
-    if name not in ("auto", "cpu", "cuda") and not (
-        name.startswith("cuda:") and name[5:].isdigit()
-    ):
-        raise FerBenchError(f"--device must be auto, cpu, cuda or cuda:N, got '{name}'")
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

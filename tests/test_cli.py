@@ -175,3 +175,29 @@ def test_unwritable_output_dir_is_one_line(tmp_path, capsys):
     assert main(["run", "--output-dir", str(blocker / "runs"), *TINY]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fer-bench: error: ") and err.count("\n") == 1
+
+
+def test_run_flags_are_built_from_the_config_fields():
+    """`fer-bench run` declares no option of its own: each RunConfig field is one flag with its
+    help, and leaving every flag out gives exactly the dataclass defaults."""
+    import argparse
+    from dataclasses import fields
+
+    from fer_bench.cli_run import add_run_options, config_from_args
+    from fer_bench.config import RunConfig
+
+    parser = argparse.ArgumentParser()
+    add_run_options(parser)
+    dests = {a.dest for a in parser._actions} - {"help"}
+    assert dests == {f.name for f in fields(RunConfig)}
+    assert all(f.metadata.get("help") for f in fields(RunConfig))
+    assert config_from_args(parser.parse_args([])) == RunConfig()
+    parsed = config_from_args(
+        parser.parse_args(["--noise", "20", "--no-progress", "-M", "beta=0.5", "--epochs", "3"])
+    )
+    assert (parsed.noise, parsed.progress, parsed.method_options, parsed.epochs) == (
+        20.0,
+        False,
+        {"beta": 0.5},
+        3,
+    )

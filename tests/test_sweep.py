@@ -102,15 +102,20 @@ def test_shipped_sweep_files(tmp_path):
     plan = plan_sweep(paper)  # every grid point resolves against the registered datasets
     assert len({p.run_id for p in plan}) == 108 and all(p.submit for p in plan)
 
+    # The synthetic leaderboard and its ablation show every registered method.
+    from fer_bench.registry import list_methods
+
+    methods = len(list_methods())
     tiny = load_sweep(REPO / "slurm" / "synthetic.yaml")
-    assert len(tiny.configs) == 36
+    assert {c.method for c in tiny.configs} == set(list_methods())
+    assert len(tiny.configs) == methods * 4 * 3
     assert {c.dataset for c in tiny.configs} == {"synthetic"}
-    assert len({c.run_id() for c in tiny.configs}) == 36
+    assert len({c.run_id() for c in tiny.configs}) == methods * 4 * 3
 
     # The ablation reuses the leaderboard's plain runs (same ids) and adds 4 MTAC and 1 SCN variants.
     ablation = load_sweep(REPO / "slurm" / "synthetic-ablation.yaml")
     ablation_ids = {c.run_id() for c in ablation.configs}
-    assert len(ablation_ids) == (3 + 4 + 1) * 3
+    assert len(ablation_ids) == (methods + 4 + 1) * 3
     plain = {c.run_id() for c in tiny.configs if c.noise == 30}
     assert plain < ablation_ids
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fer_bench.config import DEFAULT_OUTPUT_DIR
 from fer_bench.errors import FerBenchError
 
 from .common import DEFAULT_OUT, SELECT
@@ -64,7 +65,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if results is None:
         from fer_bench.sweep import load_sweep
 
-        results = load_sweep(args.sweep).output_dir if args.sweep else Path("results/runs")
+        results = load_sweep(args.sweep).output_dir if args.sweep else Path(DEFAULT_OUTPUT_DIR)
     out = Path(args.out) if args.out else DEFAULT_OUT
     existing = out / "leaderboard.md"
     if args.out and existing.exists() and not args.overwrite:
