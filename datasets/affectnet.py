@@ -28,23 +28,23 @@ from typing import Any
 
 import numpy as np
 
-from fer_bench.cache import Option, RealDataset
-from fer_bench.errors import FerBenchError
-from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
-from fer_bench.rawdata import (
+from fer_bench.dataset_api import (
     IMAGE_SUFFIXES,
     DatasetPlan,
+    FerBenchError,
     ImageRef,
+    Option,
+    RealDataset,
     SplitPlan,
     first_existing,
     line_error,
     parse_float,
     parse_int,
     read_csv,
+    register_dataset,
     relpath,
     sha1_file,
 )
-from fer_bench.registry import register_dataset
 
 AFFECTNET_CLASSES = [
     "neutral",
@@ -70,7 +70,6 @@ COLUMNS = [
 ]
 CSV_SPLITS = {"training.csv": "train", "validation.csv": "test"}
 NPY_SPLITS = {"train_set": "train", "val_set": "test"}
-ASYMMETRIC_MAP = {k: v for k, v in DEFAULT_ASYMMETRIC_MAP.items() if k in AFFECTNET_CLASSES}
 
 
 def _drop_reason(expression: int, classes: int) -> str | None:
@@ -269,7 +268,6 @@ AFFECTNET = register_dataset("affectnet", run_defaults={"image_size": 224})(
             ),
         },
         image_size=224,
-        asymmetric_map=ASYMMETRIC_MAP,
         align_choices=("none", "mtcnn"),
     )
 )

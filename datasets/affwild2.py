@@ -27,21 +27,22 @@ from typing import Any
 
 import numpy as np
 
-from fer_bench.cache import Option, RealDataset
-from fer_bench.errors import FerBenchError
-from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
-from fer_bench.rawdata import (
+from fer_bench.dataset_api import (
+    DEFAULT_ASYMMETRIC_MAP,
     DatasetPlan,
+    FerBenchError,
     ImageRef,
+    Option,
+    RealDataset,
     SplitPlan,
     line_error,
     parse_float,
     parse_int,
     read_lines,
+    register_dataset,
     relpath,
     sha1_files,
 )
-from fer_bench.registry import register_dataset
 
 AFFWILD2_CLASSES = [
     "neutral",
@@ -81,7 +82,7 @@ CHALLENGES = {
 SPLITS = {"train": ("Train_Set", "Training_Set"), "test": ("Validation_Set",)}
 #: DEFAULT_ASYMMETRIC_MAP's confusions, and Other (a catch-all) flips to neutral.
 ASYMMETRIC_MAP = {
-    **{k: v for k, v in DEFAULT_ASYMMETRIC_MAP.items() if k in AFFWILD2_CLASSES},
+    **DEFAULT_ASYMMETRIC_MAP,
     "other": "neutral",
 }
 

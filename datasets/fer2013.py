@@ -18,28 +18,26 @@ from typing import Any
 
 import numpy as np
 
-from fer_bench.cache import RealDataset
-from fer_bench.errors import FerBenchError
-from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
-from fer_bench.rawdata import (
+from fer_bench.dataset_api import (
     DatasetPlan,
+    FerBenchError,
     ImageRef,
+    RealDataset,
     SplitPlan,
     first_existing,
     line_error,
     parse_int,
     read_csv,
+    register_dataset,
     relpath,
     sha1_file,
 )
-from fer_bench.registry import register_dataset
 
 FER2013_CLASSES = ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
 #: FER2013's own words for its classes, in label order, as its documentation lists them.
 FER2013_RAW_NAMES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 USAGE_SPLITS = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 OFFICIAL_COUNTS = {"train": 28709, "val": 3589, "test": 3589}
-ASYMMETRIC_MAP = {k: v for k, v in DEFAULT_ASYMMETRIC_MAP.items() if k in FER2013_CLASSES}
 SIDE = 48
 
 
@@ -134,6 +132,5 @@ FER2013 = register_dataset("fer2013", run_defaults={"image_size": 112})(
         reader=read_fer2013,
         options={},
         image_size=112,
-        asymmetric_map=ASYMMETRIC_MAP,
     )
 )

@@ -43,21 +43,21 @@ from typing import Any
 
 import numpy as np
 
-from fer_bench.cache import Option, RealDataset
-from fer_bench.errors import FerBenchError
-from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
-from fer_bench.rawdata import (
+from fer_bench.dataset_api import (
     DatasetPlan,
+    FerBenchError,
     ImageRef,
+    Option,
+    RealDataset,
     SplitPlan,
     first_existing,
     line_error,
     parse_int,
     read_csv,
+    register_dataset,
     relpath,
     sha1_file,
 )
-from fer_bench.registry import register_dataset
 
 from .fer2013 import USAGE_SPLITS, find_fer2013_csv, read_fer2013_rows
 
@@ -75,8 +75,6 @@ VOTE_COLUMNS = FERPLUS_CLASSES + ["unknown", "NF"]
 #: FER2013 label (angry, disgust, fear, happy, sad, surprise, neutral) -> FERPlus class index.
 FER2013_TO_FERPLUS = np.array([4, 5, 6, 1, 3, 2, 0], dtype=np.int64)
 FOLDERS = {"FER2013Train": "train", "FER2013Valid": "val", "FER2013Test": "test"}
-#: DEFAULT_ASYMMETRIC_MAP's confusions; contempt flips to disgust in the 8-class set.
-ASYMMETRIC_MAP = {k: v for k, v in DEFAULT_ASYMMETRIC_MAP.items() if k in FERPLUS_CLASSES}
 _BOX = re.compile(r"^\(\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
 
@@ -329,7 +327,6 @@ FERPLUS = register_dataset(
             ),
         },
         image_size=112,
-        asymmetric_map=ASYMMETRIC_MAP,
         soft_labels_are_votes=True,
     )
 )

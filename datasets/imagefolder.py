@@ -15,21 +15,20 @@ from typing import Any
 
 import numpy as np
 
-from fer_bench.cache import RealDataset
-from fer_bench.errors import FerBenchError
-from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
-from fer_bench.rawdata import (
+from fer_bench.dataset_api import (
     DatasetPlan,
+    FerBenchError,
     ImageRef,
+    RealDataset,
     SplitPlan,
     image_files,
     line_error,
     read_lines,
+    register_dataset,
     relpath,
     sha1_file,
     sha1_listing,
 )
-from fer_bench.registry import register_dataset
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "test": "test"}
 
@@ -91,7 +90,6 @@ IMAGEFOLDER = register_dataset("imagefolder", run_defaults={"image_size": 112})(
         reader=read_imagefolder,
         options={},
         image_size=112,
-        asymmetric_map=dict(DEFAULT_ASYMMETRIC_MAP),
         align_choices=("mtcnn", "none"),
     )
 )

@@ -19,27 +19,25 @@ from typing import Any
 
 import numpy as np
 
-from fer_bench.cache import Option, RealDataset
-from fer_bench.data import RAFDB_CLASSES
-from fer_bench.errors import FerBenchError
-from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
-from fer_bench.rawdata import (
+from fer_bench.dataset_api import (
+    RAFDB_CLASSES,
     DatasetPlan,
+    FerBenchError,
     ImageRef,
+    Option,
+    RealDataset,
     SplitPlan,
     image_files,
     line_error,
     read_lines,
+    register_dataset,
     relpath,
     sha1_file,
     sha1_listing,
 )
-from fer_bench.registry import register_dataset
 
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 OFFICIAL_COUNTS = {"train": 12271, "test": 3068}
-#: surprise<->fear, disgust<->anger, happiness->neutral, sadness->neutral, neutral->sadness.
-ASYMMETRIC_MAP = {k: v for k, v in DEFAULT_ASYMMETRIC_MAP.items() if k in RAFDB_CLASSES}
 
 
 def _find_basic(root: Path) -> Path | None:
@@ -157,7 +155,6 @@ RAFDB = register_dataset("rafdb", run_defaults={"image_size": 224})(
             ),
         },
         image_size=224,
-        asymmetric_map=ASYMMETRIC_MAP,
         align_choices=("none", "mtcnn"),
         default_align=lambda options: "mtcnn" if options["images"] == "original" else "none",
     )

@@ -19,11 +19,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fer_bench.cache import cache_root
-from fer_bench.data import RAFDB_CLASSES, FERData, Split
-from fer_bench.errors import FerBenchError
-from fer_bench.noise import DEFAULT_ASYMMETRIC_MAP
-from fer_bench.registry import register_dataset
+from fer_bench.dataset_api import (
+    DEFAULT_ASYMMETRIC_MAP,
+    RAFDB_CLASSES,
+    FerBenchError,
+    FERData,
+    Split,
+    cache_root,
+    register_dataset,
+)
 
 GENERATOR_VERSION = 2
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fer_bench.data import FERData, Split
+from fer_bench.data import DEFAULT_ASYMMETRIC_MAP, FERData, Split
 from fer_bench.errors import FerBenchError
 from fer_bench.rawdata import DatasetPlan, SplitPlan
 
@@ -157,7 +157,7 @@ class RealDataset:
         reader: Callable[[Path, dict[str, Any]], DatasetPlan],
         options: dict[str, Option],
         image_size: int,
-        asymmetric_map: dict[str, str],
+        asymmetric_map: dict[str, str] | None = None,
         align_choices: tuple[str, ...] = ("none",),
         default_align: Callable[[dict[str, Any]], str] | None = None,
         soft_labels_are_votes: bool = False,
@@ -167,7 +167,8 @@ class RealDataset:
         self.reader = reader
         self.options = options
         self.image_size = image_size
-        self.asymmetric_map = asymmetric_map
+        # restricted to the dataset's classes when loaded (load_cache)
+        self.asymmetric_map = dict(asymmetric_map or DEFAULT_ASYMMETRIC_MAP)
         self.align_choices = align_choices
         self.default_align = default_align or (lambda _options: align_choices[0])
         self.__qualname__ = f"RealDataset[{name}]"

@@ -15,6 +15,18 @@ from fer_bench.errors import FerBenchError
 
 #: RAF-DB's class order, used by the synthetic set and as the 7-class reference order.
 RAFDB_CLASSES = ["surprise", "fear", "disgust", "happiness", "sadness", "anger", "neutral"]
+#: Confusions commonly reported for 7/8-class FER (surprise<->fear, disgust<->anger, ...); a
+#: dataset uses the pairs whose both classes it has (``--noise-type asymmetric``).
+DEFAULT_ASYMMETRIC_MAP = {
+    "surprise": "fear",
+    "fear": "surprise",
+    "disgust": "anger",
+    "happiness": "neutral",
+    "sadness": "neutral",
+    "anger": "disgust",
+    "neutral": "sadness",
+    "contempt": "disgust",
+}
 
 
 @dataclass

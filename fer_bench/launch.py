@@ -13,6 +13,10 @@ started together take turns and each skips what the others submitted; local and 
 launchers record the runs they will run as queued under their own process id first.
 ``--dry-run`` runs every run's pre-flight checks (:mod:`fer_bench.preflight`) and lists the ones
 that would be refused.
+
+About 390 lines, on purpose in one module: planning, the three executors' loops and the command
+share ``PlannedRun``/``LaunchResult`` and the job-file lock discipline above. What the executor
+kinds are, the job file and the scheduler queries live in :mod:`fer_bench.scheduler`.
 """
 
 from __future__ import annotations
@@ -22,17 +26,23 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from fer_bench.config import RunConfig
 from fer_bench.errors import FerBenchError
 from fer_bench.results import RunRecord, load_record
-from fer_bench.sweep import EXECUTOR_KINDS, Sweep, load_sweep
+from fer_bench.scheduler import (
+    EXECUTOR_KINDS,
+    EXECUTORS,
+    end_here,
+    local_parameters,
+    slurm_parameters,
+    store_jobs,
+)
+from fer_bench.sweep import Sweep, load_sweep
 
 Printer = Callable[[str], None]
 
@@ -104,7 +114,7 @@ _SUBMIT_REASONS = {None: "new", "failed": "retry", "running": "resume", "interru
 
 def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
     """Resolve every grid point, drop duplicates, decide which runs need a job."""
-    from fer_bench.status import active_runs, lock_holder
+    from fer_bench.scheduler import active_runs, lock_holder
     from fer_bench.sweep import resolve_runs
 
     resolved = {run_id: run.config for run_id, run in resolve_runs(sweep.configs).items()}
@@ -128,41 +138,6 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
             reason = _SUBMIT_REASONS.get(status, "new")
             planned.append(PlannedRun(run_id, cfg, status or "new", True, reason))
     return planned
-
-
-def slurm_parameters(sweep: Sweep) -> dict[str, Any]:
-    """The parameters handed to submitit's SlurmExecutor (sbatch option names)."""
-    ex = sweep.executor
-    params: dict[str, Any] = {
-        "job_name": ex["job_name"],
-        "time": ex["timeout_min"],
-        "cpus_per_task": ex["cpus_per_task"],
-        "mem": f"{ex['mem_gb']:g}GB",
-        "array_parallelism": ex["array_parallelism"],
-        "signal_delay_s": ex["signal_delay_s"],
-    }
-    if ex["gpus_per_node"]:
-        params["gpus_per_node"] = ex["gpus_per_node"]
-    for key in ("partition", "account", "qos", "constraint"):
-        if ex[key]:
-            params[key] = ex[key]
-    if ex["setup"]:
-        params["setup"] = list(ex["setup"])
-    if ex["additional_parameters"]:
-        params["additional_parameters"] = dict(ex["additional_parameters"])
-    return params
-
-
-def local_parameters(sweep: Sweep) -> dict[str, Any]:
-    ex = sweep.executor
-    params: dict[str, Any] = {
-        "timeout_min": ex["timeout_min"],
-        "gpus_per_node": ex["gpus_per_node"],
-        "signal_delay_s": ex["signal_delay_s"],
-    }
-    if ex["setup"]:
-        params["setup"] = list(ex["setup"])
-    return params
 
 
 def launch(
@@ -190,18 +165,15 @@ def launch(
         if not todo:
             out("nothing to run")
             return result
-        if kind == "slurm":
-            _submit_slurm(sweep, todo, result, out)
+        if not EXECUTORS[kind].local:  # submitted under the lock, run by the scheduler
+            _RUNNERS[kind](sweep, todo, result, out, poll_s)
             return result
         # Claimed before the lock goes: another launcher now sees these runs as queued here.
-        _store_jobs(sweep, [(p.run_id, str(os.getpid())) for p in todo], kind, queued=True)
+        store_jobs(sweep, [(p.run_id, str(os.getpid())) for p in todo], kind, queued=True)
     try:
-        if kind == "inprocess":
-            _run_inprocess(sweep, todo, result, out)
-        else:
-            _run_local(sweep, todo, result, out, poll_s)
+        _RUNNERS[kind](sweep, todo, result, out, poll_s)
     finally:
-        _end_here(sweep, [p.run_id for p in todo])
+        end_here(sweep, [p.run_id for p in todo])
     return result
 
 
@@ -209,7 +181,7 @@ def _preflight_all(sweep: Sweep, planned: list[PlannedRun], out: Printer) -> dic
     """Every run's pre-flight checks; the device only where the runs execute on this machine."""
     from fer_bench.preflight import Preflight
 
-    on_cluster = sweep.executor["kind"] == "slurm"
+    on_cluster = not EXECUTORS[sweep.executor["kind"]].local
     checker = Preflight(check_device=not on_cluster)
     refused: dict[str, str] = {}
     for p in planned:
@@ -239,25 +211,14 @@ def _print_plan(sweep: Sweep, planned: list[PlannedRun], out: Printer) -> None:
 
 
 def _print_executor(sweep: Sweep, n: int, out: Printer) -> None:
-    kind = sweep.executor["kind"]
-    if kind == "slurm":
-        params = slurm_parameters(sweep)
-        out(
-            f"would submit {n} runs as one Slurm job array through submitit (folder {sweep.folder}):"
-        )
-    elif kind == "local":
-        params = local_parameters(sweep)
-        params["processes_at_once"] = sweep.executor["array_parallelism"]
-        out(f"would run {n} runs as local submitit processes (folder {sweep.folder}):")
-    else:
-        params = {}
-        out(f"would run {n} runs one after another in this process")
-    for key, value in params.items():
+    kind = EXECUTORS[sweep.executor["kind"]]
+    out(kind.plan.format(n=n, folder=sweep.folder))
+    for key, value in (kind.parameters(sweep) if kind.parameters else {}).items():
         out(f"  {key}: {value}")
 
 
 def _run_inprocess(
-    sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, out: Printer
+    sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, out: Printer, poll_s: float
 ) -> None:
     from fer_bench.locks import LockHeld
 
@@ -265,7 +226,7 @@ def _run_inprocess(
     for i, p in enumerate(todo, 1):
         out(f"[{i}/{len(todo)}] {p.run_id}")
         with sweep.jobs_lock():
-            _store_jobs(sweep, [(p.run_id, str(os.getpid()))], "inprocess")
+            store_jobs(sweep, [(p.run_id, str(os.getpid()))], "inprocess")
         try:
             summary = job(p.config.to_dict())
         except LockHeld as exc:  # trained by another process right now: not ours to run
@@ -276,7 +237,7 @@ def _run_inprocess(
             out(f"  failed: {exc}")
             continue
         finally:
-            _end_here(sweep, [p.run_id])
+            end_here(sweep, [p.run_id])
         result.submitted.append(p)
         out(f"  done: test accuracy {_fmt_acc(summary.get('test_accuracy'))}")
 
@@ -299,7 +260,7 @@ def _run_local(
             p = queue.pop(0)
             job = executor.submit(SweepJob(), p.config.to_dict())
             with sweep.jobs_lock():
-                _store_jobs(sweep, [(p.run_id, job.job_id)], "local")
+                store_jobs(sweep, [(p.run_id, job.job_id)], "local")
             result.submitted.append(p)
             result.jobs.append(job)
             running.append((p, job))
@@ -312,7 +273,9 @@ def _run_local(
             time.sleep(poll_s)
 
 
-def _submit_slurm(sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, out: Printer) -> None:
+def _submit_slurm(
+    sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, out: Printer, poll_s: float
+) -> None:
     import submitit
 
     if shutil.which("sbatch") is None or shutil.which("srun") is None:
@@ -327,7 +290,7 @@ def _submit_slurm(sweep: Sweep, todo: list[PlannedRun], result: LaunchResult, ou
         jobs = executor.map_array(SweepJob(), [p.config.to_dict() for p in todo])
     except Exception as exc:  # sbatch's refusal (bad partition, QOS, ...) as one line
         raise FerBenchError(f"sbatch refused the job array: {_last_line(str(exc))}") from None
-    _store_jobs(sweep, [(p.run_id, j.job_id) for p, j in zip(todo, jobs, strict=True)], "slurm")
+    store_jobs(sweep, [(p.run_id, j.job_id) for p, j in zip(todo, jobs, strict=True)], "slurm")
     result.submitted.extend(todo)
     result.jobs.extend(jobs)
     array_id = jobs[0].job_id.split("_")[0] if jobs else "?"
@@ -366,57 +329,12 @@ def _report_outcome(
         out(f"failed {run_id} (job {job.job_id}): {line or _last_line(str(exc))}")
 
 
-def _store_jobs(
-    sweep: Sweep, pairs: list[tuple[str, str]], kind: str, queued: bool = False
-) -> None:
-    """Merge run id -> job id into the sweep's job file (latest submission wins). The caller
-    holds ``sweep.jobs_lock()``: the read, the merge and the write are one step. ``queued``
-    marks runs a local or in-process launcher (the job id is its pid) has yet to start."""
-    import platform
-
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with _jobs_data(sweep) as jobs:
-        for run_id, job_id in pairs:
-            jobs[run_id] = {
-                "executor": kind,
-                "job_id": str(job_id),
-                "folder": str(sweep.folder),
-                "submitted_at": now,
-                "host": platform.node(),
-            }
-            if queued:
-                jobs[run_id]["queued"] = True
-
-
-def _end_here(sweep: Sweep, run_ids: list[str]) -> None:
-    """This launcher no longer runs these (in-process runs it finished, claims it never
-    started): their entries under its pid end, even while the process lives on."""
-    me = str(os.getpid())
-    with sweep.jobs_lock(), _jobs_data(sweep) as jobs:
-        for run_id in run_ids:
-            entry = jobs.get(run_id)
-            if entry and entry.get("job_id") == me and entry.get("executor") != "slurm":
-                entry.pop("queued", None)
-                entry["ended"] = True
-
-
-@contextmanager
-def _jobs_data(sweep: Sweep) -> Iterator[dict[str, Any]]:
-    """The job file's ``jobs`` mapping, written back after the block (caller holds the lock)."""
-    from fer_bench.results import read_record, write_json_atomic
-
-    path = sweep.jobs_file
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = read_record(path)
-        except (OSError, ValueError):
-            data = {}
-    data["name"] = sweep.name
-    data["sweep_file"] = str(sweep.source.resolve()) if sweep.source else None
-    data["output_dir"] = str(sweep.output_dir)
-    yield data.setdefault("jobs", {})
-    write_json_atomic(path, data)
+#: How each executor kind runs its runs (kinds: :data:`fer_bench.scheduler.EXECUTORS`).
+_RUNNERS: dict[str, Callable[..., None]] = {
+    "slurm": _submit_slurm,
+    "local": _run_local,
+    "inprocess": _run_inprocess,
+}
 
 
 def _fmt_acc(value: Any) -> str:
@@ -466,7 +384,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             f"{len(result.refused)} of {len(result.planned)} runs would be refused "
             "(listed above); fix them before launching"
         )
-    if args.wait and sweep.executor["kind"] == "slurm" and result.jobs:
+    if args.wait and not EXECUTORS[sweep.executor["kind"]].local and result.jobs:
         wait_for_jobs(sweep, result)
     if result.failed:
         print(

@@ -23,19 +23,8 @@ from pathlib import Path
 import torch
 
 from fer_bench.config import check_noise_rate
+from fer_bench.data import DEFAULT_ASYMMETRIC_MAP
 from fer_bench.errors import FerBenchError
-
-#: Confusions commonly reported for 7/8-class FER (surprise<->fear, disgust<->anger, ...).
-DEFAULT_ASYMMETRIC_MAP = {
-    "surprise": "fear",
-    "fear": "surprise",
-    "disgust": "anger",
-    "happiness": "neutral",
-    "sadness": "neutral",
-    "anger": "disgust",
-    "neutral": "sadness",
-    "contempt": "disgust",
-}
 
 
 @dataclass

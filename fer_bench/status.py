@@ -13,35 +13,21 @@ Imports no torch: ``fer-bench status --output-dir`` answers in well under a seco
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import re
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from fer_bench.config import DEFAULT_OUTPUT_DIR
 from fer_bench.errors import FerBenchError
-
-#: Slurm job states in which the job may still run (or run again).
-ACTIVE_SLURM_STATES = {
-    "PENDING",
-    "RUNNING",
-    "REQUEUED",
-    "REQUEUE_HOLD",
-    "REQUEUE_FED",
-    "CONFIGURING",
-    "COMPLETING",
-    "RESIZING",
-    "SUSPENDED",
-    "SIGNALING",
-    "STAGE_OUT",
-    "STOPPED",
-    "RESV_DEL_HOLD",
-}
-_PENDING_STATES = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING"}
+from fer_bench.scheduler import (
+    ACTIVE_SLURM_STATES,
+    PENDING_SLURM_STATES,
+    is_local,
+    load_jobs,
+    lock_holder,
+    scheduler_states,
+)
 
 
 @dataclass
@@ -51,112 +37,6 @@ class RunStatus:
     job_id: str | None = None
     scheduler_state: str | None = None
     detail: str = ""
-
-
-def load_jobs(output_dir: Path, name: str | None = None) -> dict[str, dict[str, Any]]:
-    """run id -> job entry, from one sweep's job file or from all of them."""
-    from fer_bench.results import read_record
-
-    folder = Path(output_dir) / "sweeps"
-    paths = [folder / f"{name}.json"] if name else sorted(folder.glob("*.json"))
-    jobs: dict[str, dict[str, Any]] = {}
-    for path in paths:
-        if not path.exists():
-            continue
-        try:
-            data = read_record(path)
-        except (OSError, ValueError):
-            print(f"fer-bench: warning: unreadable job file {path}, ignored", file=sys.stderr)
-            continue
-        jobs.update(data.get("jobs") or {})
-    return jobs
-
-
-def scheduler_states(jobs: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """run id -> the scheduler's state of its job (upper case, Slurm's names; local: RUNNING/ENDED)."""
-    out: dict[str, str] = {}
-    slurm_ids = {e["job_id"] for e in jobs.values() if e.get("executor") == "slurm"}
-    slurm = slurm_job_states(slurm_ids) if slurm_ids else {}
-    for run_id, entry in jobs.items():
-        job_id = str(entry.get("job_id"))
-        if entry.get("executor") == "slurm":
-            if job_id in slurm:
-                out[run_id] = slurm[job_id]
-        elif entry.get("executor") in ("local", "inprocess"):
-            # A launcher's claim on a run it has not started yet is pending while it lives.
-            alive = _process_alive(job_id) and not entry.get("ended")
-            out[run_id] = ("PENDING" if entry.get("queued") else "RUNNING") if alive else "ENDED"
-    return out
-
-
-def active_runs(output_dir: Path, name: str) -> dict[str, str]:
-    """run id -> job id, for runs whose job may still run: launching again must not double them."""
-    jobs = load_jobs(output_dir, name)
-    states = scheduler_states(jobs)
-    return {
-        run_id: jobs[run_id]["job_id"]
-        for run_id, state in states.items()
-        if state in ACTIVE_SLURM_STATES
-    }
-
-
-def slurm_job_states(job_ids: set[str]) -> dict[str, str]:
-    """job id (``123`` or ``123_4``) -> state; squeue for live jobs, sacct for ended ones."""
-    states: dict[str, str] = {}
-    bases = sorted({j.split("_")[0] for j in job_ids})
-    sacct = _run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(bases)])
-    if sacct is not None:
-        for line in sacct.splitlines():
-            job, _, state = line.partition("|")
-            for jid in expand_job_ids(job.strip()):
-                states[jid] = state.split()[0] if state.split() else "UNKNOWN"
-    squeue = _run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"])
-    if squeue is not None:  # live states win: accounting lags a little behind
-        for line in squeue.splitlines():
-            job, _, state = line.partition("|")
-            for jid in expand_job_ids(job.strip()):
-                states[jid] = state.strip() or "UNKNOWN"
-    return {j: states[j] for j in job_ids if j in states}
-
-
-def expand_job_ids(text: str) -> list[str]:
-    """``12``, ``12_3`` or an array range ``12_[4-6,9%2]`` as single ids."""
-    match = re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", text)
-    if not match:
-        return [text] if re.fullmatch(r"\d+(_\d+)?", text) else []
-    base, spec = match.groups()
-    ids = []
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        for i in range(int(lo), int(hi or lo) + 1):
-            ids.append(f"{base}_{i}")
-    return ids
-
-
-def _run(cmd: list[str]) -> str | None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout if proc.returncode == 0 else None
-
-
-def _process_alive(pid: str) -> bool:
-    """Alive and not a zombie (an exited child waits as Z until reaped)."""
-    try:
-        text = Path(f"/proc/{int(pid)}/status").read_text()
-    except (OSError, ValueError):
-        return False
-    state = re.search(r"^State:\s*(\S)", text, re.M)
-    return bool(state) and state.group(1) != "Z"
-
-
-def lock_holder(output_dir: Path, run_id: str) -> str | None:
-    """``host X pid N`` of the process training the run, or ``None`` when no process does."""
-    from fer_bench.locks import holder
-    from fer_bench.results import LOCK_NAME
-
-    return holder(Path(output_dir) / run_id / LOCK_NAME)
 
 
 def combine(
@@ -178,7 +58,7 @@ def combine(
         st.state = "done"
         acc = run.test_accuracy()
         st.detail = f"test accuracy {acc:.2f}%" if acc is not None else ""
-    elif sched in _PENDING_STATES:
+    elif sched in PENDING_SLURM_STATES:
         st.state = "pending"
         st.detail = (
             "requeued; resumes from its checkpoint"
@@ -240,7 +120,7 @@ def _progress(record: dict[str, Any] | None) -> str:
 def _log_hint(job: dict[str, Any] | None) -> str:
     if not job or not job.get("folder"):
         return ""
-    return f" (logs: {job['folder']}/{job['job_id']})" if job.get("executor") == "slurm" else ""
+    return "" if is_local(job) else f" (logs: {job['folder']}/{job['job_id']})"
 
 
 def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> list[RunStatus]:

@@ -32,9 +32,9 @@ import yaml
 
 from fer_bench.config import DEFAULT_OUTPUT_DIR, RunConfig, parse_noise_rate
 from fer_bench.errors import FerBenchError
+from fer_bench.scheduler import EXECUTOR_KINDS
 
 TOP_KEYS = ("name", "output_dir", "defaults", "grid", "executor")
-EXECUTOR_KINDS = ("slurm", "local", "inprocess")
 
 #: Executor settings a sweep file may set, with their defaults. Slurm names follow sbatch's.
 EXECUTOR_DEFAULTS: dict[str, Any] = {

@@ -139,7 +139,7 @@ def test_concurrent_launchers_run_each_run_once(tmp_path):
 def test_the_job_file_is_updated_under_its_lock(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from fer_bench.launch import _store_jobs
+    from fer_bench.scheduler import store_jobs
     from fer_bench.sweep import load_sweep
 
     sweep = load_sweep(write_sweep(tmp_path / "s.yaml", TINY_GRID, tmp_path / "runs"))
@@ -147,7 +147,7 @@ def test_the_job_file_is_updated_under_its_lock(tmp_path):
     def store(worker: int) -> None:
         for i in range(20):
             with sweep.jobs_lock():
-                _store_jobs(sweep, [(f"run-{worker}-{i}", f"{worker}_{i}")], "slurm")
+                store_jobs(sweep, [(f"run-{worker}-{i}", f"{worker}_{i}")], "slurm")
 
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(store, range(6)))

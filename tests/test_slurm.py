@@ -18,7 +18,8 @@ from sweep_helpers import FAILING_ERROR, FAILING_GRID, TINY_GRID, wait_until, wr
 from fer_bench.cli import main
 from fer_bench.launch import launch, wait_for_jobs
 from fer_bench.results import read_record
-from fer_bench.status import collect_status, slurm_job_states
+from fer_bench.scheduler import slurm_job_states
+from fer_bench.status import collect_status
 from fer_bench.sweep import load_sweep
 
 

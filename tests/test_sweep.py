@@ -11,9 +11,10 @@ from sweep_helpers import FAILING_ERROR, FAILING_GRID, TINY_GRID, write_sweep
 
 from fer_bench.cli import main
 from fer_bench.errors import FerBenchError
-from fer_bench.launch import launch, plan_sweep, slurm_parameters
+from fer_bench.launch import launch, plan_sweep
 from fer_bench.results import read_record
-from fer_bench.status import RunStatus, collect_status, combine, expand_job_ids
+from fer_bench.scheduler import expand_job_ids, slurm_parameters
+from fer_bench.status import RunStatus, collect_status, combine
 from fer_bench.sweep import load_sweep, parse_sweep
 
 REPO = Path(__file__).resolve().parent.parent
@@ -314,3 +315,12 @@ def test_combine_asks_the_run_lock_whether_a_running_record_is_alive():
     stopped = {**record, "status": "interrupted", "error": "stopped by SIGTERM"}
     cancelled = combine("r", stopped, job, "CANCELLED by 0")
     assert cancelled.state == "cancelled" and "resumes it" in cancelled.detail
+
+
+def test_every_executor_kind_has_a_runner_and_a_plan(tmp_path):
+    """The kinds table is the one list: the launcher runs each kind and a dry run describes it."""
+    from fer_bench.launch import _RUNNERS
+    from fer_bench.scheduler import EXECUTOR_KINDS, EXECUTORS
+
+    assert set(_RUNNERS) == set(EXECUTOR_KINDS) == set(EXECUTORS)
+    assert [k for k in EXECUTOR_KINDS if not EXECUTORS[k].local] == ["slurm"]
