@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -280,6 +281,21 @@ class RunConfig:
             # new run, the same weights on another mount are the same run.
             ident["pretrained"] = file_sha1(self.pretrained)
         return ident
+
+    def input_stamps(self) -> dict[str, list[int]]:
+        """Size and modification time of the local files ``identity`` hashes: a job launched
+        with its identity re-hashes them only when these changed since launch."""
+        paths = [self.noise_file] if self.noise_type == "file" and self.noise_file else []
+        if self.pretrained and not self.pretrained.startswith("timm:"):
+            paths.append(self.pretrained)
+        stamps = {}
+        for path in paths:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue  # identity() names the unreadable file
+            stamps[path] = [stat.st_size, stat.st_mtime_ns]
+        return stamps
 
     def run_id(self, identity: dict[str, Any] | None = None) -> str:
         """Derived from the identity (pass it when already computed: it hashes input files), so

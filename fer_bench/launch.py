@@ -1,6 +1,7 @@
 """``fer-bench sweep``: expand a sweep file and run it on Slurm, local processes or in-process.
 
-Every run is one call of :class:`SweepJob` with its resolved config. The runner makes a run
+Every run is one call of :class:`SweepJob` with its resolved config and identity (resolved and
+hashed once, here). The runner makes a run
 restartable (it resumes from the run's ``checkpoint.pt``), so the job only has to tell submitit
 how to resubmit itself: on a time limit or a preemption submitit calls ``checkpoint`` and
 requeues the job, which then picks up at the last finished epoch.
@@ -55,20 +56,22 @@ class SweepJob:
     resubmission is simply the same call again.
     """
 
-    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+    def __call__(self, config: dict[str, Any], launched: dict[str, Any]) -> dict[str, Any]:
+        """``launched``: the identity and input stamps the launcher computed (see
+        :func:`launched`), so the job neither resolves nor hashes its inputs again."""
         from fer_bench import runner
 
-        record = runner.run_experiment(RunConfig.from_dict(config))
+        record = runner.run_experiment(RunConfig.from_dict(config), **launched)
         return summarize(record)
 
-    def checkpoint(self, config: dict[str, Any]) -> Any:
+    def checkpoint(self, config: dict[str, Any], launched: dict[str, Any]) -> Any:
         import submitit
 
         from fer_bench import runner
 
         runner.note_stop_signal()  # the exit that follows is a stop, not a failure
 
-        return submitit.helpers.DelayedSubmission(SweepJob(), config)
+        return submitit.helpers.DelayedSubmission(SweepJob(), config, launched)
 
 
 def summarize(record: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +92,12 @@ class PlannedRun:
     state: str  # the record's status, "new" without one, "active" while its job is queued/running
     submit: bool
     reason: str = ""
+    #: ``identity`` and ``inputs`` as the launcher computed them, handed to the job.
+    launched: dict[str, Any] = field(default_factory=dict)
+
+    def job_args(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a :class:`SweepJob` is called with (plain dicts: they are pickled)."""
+        return self.config.to_dict(), self.launched
 
 
 @dataclass
@@ -117,11 +126,10 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
     from fer_bench.scheduler import active_runs, lock_holder
     from fer_bench.sweep import resolve_runs
 
-    resolved = {run_id: run.config for run_id, run in resolve_runs(sweep.configs).items()}
     active = active_runs(sweep.output_dir, sweep.name)
-
     planned = []
-    for run_id, cfg in resolved.items():
+    for run_id, run in resolve_runs(sweep.configs).items():
+        cfg = run.config
         status, _ = record_status(sweep.output_dir, run_id)
         if status == "done":
             planned.append(PlannedRun(run_id, cfg, "done", False, "done"))
@@ -136,7 +144,8 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
             planned.append(PlannedRun(run_id, cfg, "failed", False, "failed (--retry-failed)"))
         else:
             reason = _SUBMIT_REASONS.get(status, "new")
-            planned.append(PlannedRun(run_id, cfg, status or "new", True, reason))
+            launched = {"identity": run.identity, "inputs": run.inputs}
+            planned.append(PlannedRun(run_id, cfg, status or "new", True, reason, launched))
     return planned
 
 
@@ -228,7 +237,7 @@ def _run_inprocess(
         with sweep.jobs_lock():
             store_jobs(sweep, [(p.run_id, str(os.getpid()))], "inprocess")
         try:
-            summary = job(p.config.to_dict())
+            summary = job(*p.job_args())
         except LockHeld as exc:  # trained by another process right now: not ours to run
             out(f"  skipped: {exc}")
             continue
@@ -258,7 +267,7 @@ def _run_local(
     while queue or running:
         while queue and len(running) < limit:
             p = queue.pop(0)
-            job = executor.submit(SweepJob(), p.config.to_dict())
+            job = executor.submit(SweepJob(), *p.job_args())
             with sweep.jobs_lock():
                 store_jobs(sweep, [(p.run_id, job.job_id)], "local")
             result.submitted.append(p)
@@ -287,7 +296,8 @@ def _submit_slurm(
     )
     executor.update_parameters(**slurm_parameters(sweep))
     try:
-        jobs = executor.map_array(SweepJob(), [p.config.to_dict() for p in todo])
+        args = [p.job_args() for p in todo]
+        jobs = executor.map_array(SweepJob(), [a[0] for a in args], [a[1] for a in args])
     except Exception as exc:  # sbatch's refusal (bad partition, QOS, ...) as one line
         raise FerBenchError(f"sbatch refused the job array: {_last_line(str(exc))}") from None
     store_jobs(sweep, [(p.run_id, j.job_id) for p, j in zip(todo, jobs, strict=True)], "slurm")

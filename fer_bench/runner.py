@@ -264,13 +264,24 @@ def _previous_record(output_dir: str, rid: str) -> dict[str, Any]:
     return record.data if record and record.readable else {}
 
 
-def run_experiment(config: RunConfig) -> dict[str, Any]:
-    """Train (or resume, or return) one run and return its record."""
+def run_experiment(
+    config: RunConfig,
+    identity: dict[str, Any] | None = None,
+    inputs: dict[str, list[int]] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or return) one run and return its record.
+
+    A sweep job passes the config its launcher resolved, with the identity and input-file
+    stamps computed there: it is trained as launched without resolving and hashing again,
+    unless a hashed file changed since (then both are redone here)."""
     from fer_bench.locks import FileLock
     from fer_bench.preflight import preflight
 
-    cfg = resolve_config(config)
-    identity = cfg.identity()
+    if identity is not None and inputs == config.input_stamps():
+        cfg = config
+    else:
+        cfg = resolve_config(config)
+        identity = cfg.identity()
     rid = cfg.run_id(identity)
     directory = run_dir(cfg.output_dir, rid)
     previous = _previous_record(cfg.output_dir, rid)

@@ -89,10 +89,12 @@ class Sweep:
 
 @dataclass(frozen=True)
 class ResolvedRun:
-    """A grid point with every option resolved, and what its run id hashes."""
+    """A grid point with every option resolved, what its run id hashes, and the stamps of the
+    files hashed (so the job that trains it need not resolve or hash again)."""
 
     config: RunConfig
     identity: dict[str, Any]
+    inputs: dict[str, list[int]]
 
 
 def resolve_runs(configs: list[RunConfig]) -> dict[str, ResolvedRun]:
@@ -105,7 +107,7 @@ def resolve_runs(configs: list[RunConfig]) -> dict[str, ResolvedRun]:
     for config in configs:
         cfg = resolve_config(config)
         identity = cfg.identity()
-        out.setdefault(cfg.run_id(identity), ResolvedRun(cfg, identity))
+        out.setdefault(cfg.run_id(identity), ResolvedRun(cfg, identity, cfg.input_stamps()))
     return out
 
 

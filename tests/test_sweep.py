@@ -324,3 +324,42 @@ def test_every_executor_kind_has_a_runner_and_a_plan(tmp_path):
 
     assert set(_RUNNERS) == set(EXECUTOR_KINDS) == set(EXECUTORS)
     assert [k for k in EXECUTOR_KINDS if not EXECUTORS[k].local] == ["slurm"]
+
+
+def test_a_sweep_job_trains_the_run_as_launched(tiny_run_config, monkeypatch):
+    """The launcher resolves and hashes a config once; its job trains it without doing either
+    again, and redoes both only when a hashed input file changed since launch."""
+    from fer_bench import runner
+    from fer_bench.launch import SweepJob
+    from fer_bench.sweep import resolve_runs
+
+    ((run_id, run),) = resolve_runs([tiny_run_config(epochs=1)]).items()
+    original_resolve = runner.resolve_config
+    calls = []
+
+    def counting_resolve(config):
+        calls.append(config)
+        return original_resolve(config)
+
+    monkeypatch.setattr(runner, "resolve_config", counting_resolve)
+    launched = {"identity": run.identity, "inputs": run.inputs}
+    summary = SweepJob()(run.config.to_dict(), launched)
+    assert (summary["run_id"], summary["status"], calls) == (run_id, "done", [])
+
+    # A changed input file (here: stamps that no longer match) means resolve and hash again.
+    stale = {"identity": run.identity, "inputs": {"weights.pth": [1, 2]}}
+    assert SweepJob()(run.config.to_dict(), stale)["run_id"] == run_id
+    assert len(calls) == 1
+
+
+def test_input_stamps_follow_the_hashed_files(tmp_path):
+    from fer_bench.config import RunConfig
+
+    noise_file = tmp_path / "noisy.txt"
+    noise_file.write_text("a 1\n")
+    cfg = RunConfig(noise_type="file", noise_file=str(noise_file))
+    before = cfg.input_stamps()
+    assert list(before) == [str(noise_file)]
+    noise_file.write_text("a 1\nb 2\n")
+    assert cfg.input_stamps() != before
+    assert RunConfig().input_stamps() == {}
