@@ -33,6 +33,7 @@ import torch
 
 from fer_bench.data import DEFAULT_ASYMMETRIC_MAP, FERData, Split
 from fer_bench.errors import FerBenchError
+from fer_bench.options import parse_value
 from fer_bench.rawdata import DatasetPlan, SplitPlan
 
 #: Bumped when the on-disk layout changes, so old caches are rebuilt rather than misread.
@@ -66,16 +67,10 @@ class Option:
     help: str = ""
 
     def parse(self, dataset: str, name: str, value: Any) -> Any:
-        kind = type(self.default) if self.default is not None else None
-        if kind is int and not isinstance(value, bool):
-            try:
-                value = int(value)
-            except (TypeError, ValueError):
-                raise FerBenchError(
-                    f"dataset option {name}={value!r} for '{dataset}' must be a whole number"
-                ) from None
-        elif kind is str and value is not None:
-            value = str(value)
+        """``value`` typed as the default (the rule method options follow), then checked."""
+        if isinstance(self.default, str) and value is not None:
+            value = str(value)  # YAML reads `images: 112` or `layout: 2019` as numbers
+        value = parse_value(value, self.default, f"dataset option {name} for '{dataset}'")
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(str(c) for c in self.choices)
             raise FerBenchError(
