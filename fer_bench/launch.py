@@ -109,9 +109,12 @@ class LaunchResult:
     refused: dict[str, str] = field(default_factory=dict)  # dry run: run id -> pre-flight error
 
 
-def record_status(output_dir: Path, run_id: str) -> tuple[str | None, RunRecord | None]:
-    """The run's record status, or None without a (readable) record."""
-    record = load_record(output_dir, run_id)
+def record_status(
+    output_dir: Path, run_id: str, kept: Path | None = None
+) -> tuple[str | None, RunRecord | None]:
+    """The run's record status (its kept record's where it has none), or None without a
+    (readable) record."""
+    record = load_record(output_dir, run_id, kept)
     if record is None or not record.readable:
         return None, None
     return record.status, record
@@ -130,7 +133,7 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
     planned = []
     for run_id, run in resolve_runs(sweep.configs).items():
         cfg = run.config
-        status, _ = record_status(sweep.output_dir, run_id)
+        status, _ = record_status(sweep.output_dir, run_id, sweep.kept_records)
         if status == "done":
             planned.append(PlannedRun(run_id, cfg, "done", False, "done"))
         elif run_id in active:

@@ -157,9 +157,19 @@ class RunRecord:
 UNREADABLE = "unreadable"
 
 
-def load_record(output_dir: str | Path, run_id: str) -> RunRecord | None:
-    """A run's record; ``None`` where there is none, status ``unreadable`` where it cannot be read."""
+def kept_record_path(directory: str | Path, run_id: str) -> Path:
+    """A kept (committed, compacted) record: ``<directory>/<run_id>.json``."""
+    return Path(directory) / f"{run_id}.json"
+
+
+def load_record(
+    output_dir: str | Path, run_id: str, kept: str | Path | None = None
+) -> RunRecord | None:
+    """A run's record, else its kept record in ``kept``; ``None`` where there is none, status
+    ``unreadable`` where it cannot be read."""
     path = record_path(output_dir, run_id)
+    if not path.exists() and kept is not None:
+        path = kept_record_path(kept, run_id)
     if not path.exists():
         return None
     try:

@@ -134,6 +134,7 @@ def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> li
         output_dir = sweep.output_dir
         run_ids = list(resolve_runs(sweep.configs))
         jobs = load_jobs(output_dir, sweep.name)
+        kept = sweep.kept_records
     else:
         if output_dir is None:
             raise FerBenchError("status needs --output-dir or --sweep")
@@ -141,10 +142,11 @@ def collect_status(output_dir: Path | None, sweep_file: str | None = None) -> li
         jobs = load_jobs(output_dir)
         on_disk = sorted(p.parent.name for p in output_dir.glob(f"*/{RECORD_NAME}"))
         run_ids = list(dict.fromkeys([*on_disk, *sorted(jobs)]))
+        kept = None
     sched = scheduler_states({r: jobs[r] for r in run_ids if r in jobs})
     out = []
     for r in run_ids:
-        record = load_record(output_dir, r)
+        record = load_record(output_dir, r, kept)
         held = lock_holder(output_dir, r) if record and record.status == "running" else None
         out.append(combine(r, record.data if record else None, jobs.get(r), sched.get(r), held))
     return out

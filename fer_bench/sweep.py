@@ -1,9 +1,11 @@
 """Sweep files: a YAML grid of run options plus the resources the runs need on a cluster.
 
-A sweep file has five top-level keys (only ``grid`` is required)::
+A sweep file has six top-level keys (only ``grid`` is required)::
 
     name: scn-paper-noise          # default: the file's stem; names the job-id file
     output_dir: results/runs       # where run records go (relative to the current directory)
+    kept_records: results/x/runs   # committed records (report --keep-records): done runs there
+                                   # are not trained again, and report/status read them too
     defaults: {epochs: 12}         # run options every grid mapping starts from (one budget)
     grid:                          # RunConfig options; a list is a grid axis
       method: [ce, scn, mtac]
@@ -34,7 +36,7 @@ from fer_bench.config import DEFAULT_OUTPUT_DIR, RunConfig, parse_noise_rate
 from fer_bench.errors import FerBenchError
 from fer_bench.scheduler import EXECUTOR_KINDS
 
-TOP_KEYS = ("name", "output_dir", "defaults", "grid", "executor")
+TOP_KEYS = ("name", "output_dir", "kept_records", "defaults", "grid", "executor")
 
 #: Executor settings a sweep file may set, with their defaults. Slurm names follow sbatch's.
 EXECUTOR_DEFAULTS: dict[str, Any] = {
@@ -67,6 +69,8 @@ class Sweep:
     configs: list[RunConfig]
     executor: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
+    #: Finished records committed beside a leaderboard: they count as done on any machine.
+    kept_records: Path | None = None
 
     @property
     def folder(self) -> Path:
@@ -180,7 +184,17 @@ def parse_sweep(
     check_executor(executor, where)
     if not executor["job_name"]:
         executor["job_name"] = f"fer-{name}"
-    return Sweep(name=name, output_dir=out, configs=configs, executor=executor, source=source)
+    kept = data.get("kept_records")
+    if kept is not None and not isinstance(kept, str):
+        raise FerBenchError(f"{where}: kept_records must be a directory path, got {kept!r}")
+    return Sweep(
+        name=name,
+        output_dir=out,
+        configs=configs,
+        executor=executor,
+        source=source,
+        kept_records=Path(kept).resolve() if kept else None,
+    )
 
 
 def expand_grid(grid: Any, where: str, output_dir: Path) -> list[RunConfig]:

@@ -363,3 +363,32 @@ def test_input_stamps_follow_the_hashed_files(tmp_path):
     noise_file.write_text("a 1\nb 2\n")
     assert cfg.input_stamps() != before
     assert RunConfig().input_stamps() == {}
+
+
+def test_kept_records_finish_a_sweep_on_another_machine(tmp_path, capsys):
+    """A sweep's ``kept_records`` (the finished records committed beside its leaderboard) count
+    as done where the run directories are gone: a new machine trains only what is missing, and
+    report and status read them."""
+    from fer_bench.cli import main
+    from fer_bench.status import collect_status
+
+    first = write_sweep(tmp_path / "a.yaml", TINY_GRID, tmp_path / "runs-a")
+    launch(load_sweep(first), out=lambda _line: None)
+    kept = tmp_path / "committed"
+    report = ["report", "--sweep", str(first), "--no-plots", "--out", str(tmp_path / "r1")]
+    assert main([*report, "--keep-records", str(kept)]) == 0
+
+    # The same sweep on a machine with no run directories, only the committed records.
+    data = yaml.safe_load(first.read_text())
+    data.update(output_dir=str(tmp_path / "runs-b"), kept_records=str(kept))
+    second = tmp_path / "b.yaml"
+    second.write_text(yaml.safe_dump(data))
+    plan = plan_sweep(load_sweep(second))
+    assert [(p.state, p.submit) for p in plan] == [("done", False)]
+    assert [s.state for s in collect_status(None, str(second))] == ["done"]
+    capsys.readouterr()
+    assert (
+        main(["report", "--sweep", str(second), "--no-plots", "--out", str(tmp_path / "r2")]) == 0
+    )
+    counted = json.loads((tmp_path / "r2" / "leaderboard.json").read_text())["runs"]
+    assert (counted["done"], counted["missing"]) == (1, 0)

@@ -75,13 +75,13 @@ def _compact_epoch(entry: dict[str, Any]) -> dict[str, Any]:
 def keep_records(runs: Any, directory: str | Path) -> list[Path]:
     """Write the finished runs among ``runs`` (the report's table: one row per run, with the
     path it was read from) to ``directory/<run_id>.json``; return the files written."""
-    from fer_bench.results import read_record, write_json_atomic
+    from fer_bench.results import kept_record_path, read_record, write_json_atomic
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for row in runs[runs["status"].isin(KEPT_STATUSES)].to_dict("records"):
-        target = directory / f"{row['run_id']}.json"
+        target = kept_record_path(directory, row["run_id"])
         write_json_atomic(target, compact_record(read_record(row["path"])))
         written.append(target)
     return written

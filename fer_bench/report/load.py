@@ -174,3 +174,10 @@ def expected_runs(sweep_file: str | Path) -> Any:
         }
     columns = ["run_id", *KEYS, "seed", "variant", "defaults"]
     return pd.DataFrame(list(rows.values()), columns=columns)
+
+
+def kept_records_of(sweep_file: str | Path) -> Path | None:
+    """The sweep's committed records directory (``kept_records:``), if it names one."""
+    from fer_bench.sweep import load_sweep
+
+    return load_sweep(sweep_file).kept_records
