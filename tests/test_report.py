@@ -383,3 +383,27 @@ def test_committed_tables_are_regenerated_only_with_overwrite():
     ]
     assert len(commands) >= 4
     assert all("--overwrite" in line for _, line in commands), commands
+
+
+def test_compute_table_states_each_methods_cost_beside_ce(tmp_path):
+    """Per dataset and hardware: median seconds per epoch and minutes per run of finished runs,
+    and the ratio to CE's on the same hardware (what a two-network method costs)."""
+    from report_helpers import full_record, write_record
+
+    from fer_bench.report import build_report
+
+    root = tmp_path / "runs"
+    cpu = {"device": "cpu", "cpu": "AMD EPYC", "torch_threads": 1}
+    for method, seconds in (("ce", [40.0, 44.0, 48.0]), ("coteaching", [80.0, 88.0, 96.0])):
+        for seed, wall in enumerate(seconds):
+            record = full_record(method, "real", 0, seed, [60.0, 61.0, 62.0, 63.0])
+            record.update(wall_time_s=wall, hardware=cpu)
+            write_record(root, record)
+    failed = full_record("ce", "real", 0, 3, [60.0] * 4, status="failed")
+    write_record(root, {**failed, "wall_time_s": 999.0, "hardware": cpu})
+    content = build_report(root, tmp_path / "out", plots=False)
+    rows = {r["method"]: r for r in content["compute"]}
+    assert rows["ce"]["runs"] == "3" and rows["ce"]["s / epoch"] == "11.0"  # 44 s / 4 epochs
+    assert rows["coteaching"]["× CE"] == "2.0"
+    assert rows["ce"]["hardware"] == "AMD EPYC, 1 thread"
+    assert "## Compute" in content["markdown"]

@@ -19,6 +19,7 @@ from .common import (
     now,
     warn,
 )
+from .compute import compute_table
 from .latex import leaderboard_latex
 from .load import expected_runs, kept_records_of, load_runs
 from .markdown import leaderboard_markdown
@@ -116,8 +117,10 @@ def build_report(
     order = [select, *(name for name in SELECT if name != select)]
     tables = [t for name in order for t in selection_tables(cells[name], papers, name, marks)]
     diag_table = diagnostics_tables(diag)
+    compute = compute_table(runs)
+    after = [t for t in (diag_table, compute) if t is not None]
     markdown = leaderboard_markdown(
-        tables, diag_table, select, str(results_dir), runs, (out_dir, figures)
+        tables, after, select, str(results_dir), runs, (out_dir, figures)
     )
     from .cross import cross_dataset_markdown, cross_dataset_rows
 
@@ -126,7 +129,7 @@ def build_report(
         markdown = markdown.rstrip("\n") + "\n\n" + cross_dataset_markdown(cross)
     (out_dir / "leaderboard.md").write_text(markdown)
     generated = now()
-    latex_tables = [*tables, *([diag_table] if diag_table else [])]
+    latex_tables = [*tables, *after]
     (out_dir / "leaderboard.tex").write_text(leaderboard_latex(latex_tables, generated))
 
     padding = {k: None for k in CELL_COLUMNS}
@@ -154,6 +157,9 @@ def build_report(
             for r in runs[runs["status"] == "failed"].to_dict("records")
         ],
         "diagnostics": _records(diag),
+        "compute": [dict(zip(compute.headers, row, strict=True)) for row in compute.rows]
+        if compute
+        else [],
         "cross_dataset": [{k: clean(v) for k, v in r.items()} for r in cross],
         "papers": papers,
     }

@@ -36,6 +36,9 @@ RUN_COLUMNS = [
     "confusion_last",
     "confusion_val",
     "curve",
+    "wall_time_s",
+    "epochs_run",
+    "hardware",
     "path",
 ]
 
@@ -99,6 +102,9 @@ def record_row(record: dict[str, Any], select: str, fallback_id: str) -> dict[st
         "confusion_last": None,
         "confusion_val": None,
         "curve": None,
+        "wall_time_s": num(record.get("wall_time_s")),
+        "epochs_run": len(record.get("history") or []),
+        "hardware": hardware_label(record.get("hardware")),
     }
     for key in ("accuracy", "accuracy_last", "accuracy_val", *(k for k, _ in DIAGNOSTICS)):
         row[key] = math.nan
@@ -114,6 +120,17 @@ def record_row(record: dict[str, Any], select: str, fallback_id: str) -> dict[st
         row.update(diagnostic_values(record.get("diagnostics") or {}))
         row["curve"] = curve_of(record.get("history"))
     return row
+
+
+def hardware_label(hardware: Any) -> str | None:
+    """Where a run's time was spent, as the compute table groups it: device and threads."""
+    if not isinstance(hardware, dict) or not hardware.get("device"):
+        return None
+    if str(hardware["device"]).startswith("cuda"):
+        return f"{hardware.get('gpu') or 'cuda'}"
+    threads = hardware.get("torch_threads")
+    where = f"{hardware.get('cpu') or 'cpu'}"
+    return f"{where}, {threads} thread{'s' if threads != 1 else ''}" if threads else where
 
 
 def diagnostic_values(diag: dict[str, Any]) -> dict[str, float]:

@@ -66,7 +66,7 @@ def figures_lines(out_dir: Path, figures: Iterable[Path]) -> list[str]:
 
 def leaderboard_markdown(
     tables: list[Table],
-    diagnostics: Table | None,
+    after: list[Table],
     select: str,
     results_dir: str,
     runs: Any,
@@ -75,8 +75,8 @@ def leaderboard_markdown(
     lines = header_lines(select, results_dir, runs)
     for table in tables:
         lines += table_markdown(table)
-    if diagnostics is not None:
-        lines += table_markdown(diagnostics)
+    for table in after:  # diagnostics, compute
+        lines += table_markdown(table)
     if figures is not None:
         lines += figures_lines(*figures)
     return "\n".join(lines)
