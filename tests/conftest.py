@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
-# Keep generated synthetic sets and prepared caches out of the user's home during tests.
-os.environ.setdefault("FER_BENCH_CACHE", tempfile.mkdtemp(prefix="fer-bench-test-cache-"))
+# Keep generated synthetic sets and prepared caches out of the user's home during tests; the
+# directory made here goes when the session ends (one set by the caller is left alone).
+if "FER_BENCH_CACHE" not in os.environ:
+    _TEST_CACHE = tempfile.mkdtemp(prefix="fer-bench-test-cache-")
+    os.environ["FER_BENCH_CACHE"] = _TEST_CACHE
+    atexit.register(shutil.rmtree, _TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
