@@ -67,9 +67,9 @@ class SweepJob:
     def checkpoint(self, config: dict[str, Any], launched: dict[str, Any]) -> Any:
         import submitit
 
-        from fer_bench import runner
+        from fer_bench import stopping
 
-        runner.note_stop_signal()  # the exit that follows is a stop, not a failure
+        stopping.note_stop_signal()  # the exit that follows is a stop, not a failure
 
         return submitit.helpers.DelayedSubmission(SweepJob(), config, launched)
 

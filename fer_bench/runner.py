@@ -12,13 +12,9 @@ not a failure, resumed by the next run or requeue).
 from __future__ import annotations
 
 import hashlib
-import signal
 import sys
-import threading
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +22,7 @@ from typing import Any
 
 import torch
 
+from fer_bench import stopping
 from fer_bench.backbones import create_backbone
 from fer_bench.config import MEASURED_NOISE_TYPES, RunConfig
 from fer_bench.data import FERData, Split
@@ -220,44 +217,6 @@ def _summary(history: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-_stop_signalled = False
-
-
-def note_stop_signal() -> None:
-    """A scheduler asked this process to stop (Slurm's time-limit or preemption signal, through
-    submitit's checkpoint hook): the ``SystemExit`` that follows ends the run as interrupted,
-    where any other ``SystemExit`` (a library calling ``sys.exit``) is a failure."""
-    global _stop_signalled
-    _stop_signalled = True
-
-
-class Terminated(SystemExit):
-    """SIGTERM arrived (``scancel``, ``timeout``, a node shutting down): the run is recorded as
-    interrupted, like Ctrl-C, and the process exits with status 128 + 15."""
-
-    def __init__(self) -> None:
-        super().__init__(128 + signal.SIGTERM)
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` while a run trains, except after a scheduler's stop
-    signal: submitit is then requeueing the job and its own handling must finish."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if not _stop_signalled:
-            raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _previous_record(output_dir: str, rid: str) -> dict[str, Any]:
     """What an earlier attempt recorded; nothing for no record or an unreadable one."""
     record = load_record(output_dir, rid)
@@ -294,7 +253,7 @@ def run_experiment(
         previous = _previous_record(cfg.output_dir, rid)  # the last holder may have finished it
         if previous.get("status") == "done":
             return previous
-        with _sigterm_interrupts():
+        with stopping.sigterm_interrupts():
             return _train(cfg, identity, rid, checked, previous, threads_from)
 
 
@@ -372,8 +331,8 @@ def _train(
             resumed_from_epoch=trainer.resumed_from,
         )
     except BaseException as exc:
-        stopped = isinstance(exc, KeyboardInterrupt | Terminated) or (
-            isinstance(exc, SystemExit) and _stop_signalled
+        stopped = isinstance(exc, KeyboardInterrupt | stopping.Terminated) or (
+            isinstance(exc, SystemExit) and stopping.stop_signalled()
         )
         write(
             status="interrupted" if stopped else "failed",
@@ -382,7 +341,7 @@ def _train(
             finished_at=_now(),
             resumed_from_epoch=getattr(trainer, "resumed_from", None),
         )
-        if isinstance(exc, Terminated):
+        if isinstance(exc, stopping.Terminated):
             print(f"fer-bench: run {rid} stopped by SIGTERM; rerun to resume", file=sys.stderr)
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
@@ -393,7 +352,7 @@ def _train(
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, Terminated):
+    if isinstance(exc, stopping.Terminated):
         return "stopped by SIGTERM"
     text = str(exc).strip().splitlines()
     message = text[0] if text else ""

@@ -113,9 +113,9 @@ def test_system_exit_is_a_stop_only_after_a_stop_signal(
     tiny_run_config, tmp_path, monkeypatch, signalled, status
 ):
     """Slurm's stop signal ends in SystemExit; a library calling sys.exit(1) is a failure."""
-    from fer_bench import runner
+    from fer_bench import stopping
 
-    monkeypatch.setattr(runner, "_stop_signalled", signalled)
+    monkeypatch.setattr(stopping, "_stop_signalled", signalled)
 
     def leave(self):
         raise SystemExit(1)
