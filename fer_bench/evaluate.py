@@ -48,7 +48,9 @@ def evaluate_run(
     the evaluation record."""
     import torch
 
+    from fer_bench.checkpoint import load_unwrapped_state
     from fer_bench.config import RunConfig
+    from fer_bench.inference import predict_probabilities, uses_bf16
     from fer_bench.metrics import classification_metrics
     from fer_bench.registry import DATASETS
     from fer_bench.results import (
@@ -61,12 +63,7 @@ def evaluate_run(
         write_json_atomic,
     )
     from fer_bench.runner import build_method, prepare_data
-    from fer_bench.trainer import (
-        _load_unwrapped_state,
-        pick_device,
-        predict_probabilities,
-        uses_bf16,
-    )
+    from fer_bench.trainer import pick_device
 
     directory = run_dir(results, run_id)
     record = load_record(results, run_id)
@@ -91,7 +88,7 @@ def evaluate_run(
     train_source = DATASETS.create(cfg.dataset, root=cfg.data_root, **cfg.dataset_options)
     train_data, _, _ = prepare_data(cfg, train_source)
     method = build_method(cfg, train_source, train_data.train)
-    _load_unwrapped_state(method, torch.load(weights_file, map_location="cpu", weights_only=True))
+    load_unwrapped_state(method, torch.load(weights_file, map_location="cpu", weights_only=True))
     method.to(device)
 
     target = DATASETS.create(dataset, root=data_root, **options)

@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fer_bench.errors import FerBenchError
+from fer_bench.render import chunk_path, render_chunks
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from fer_bench.cache import CacheSettings, RealDataset
-    from fer_bench.rawdata import DatasetPlan, ImageRef
+    from fer_bench.rawdata import DatasetPlan
 
 CHUNK_SIZE = 256
-_ALIGNERS: dict[tuple[int, str], Any] = {}  # one MTCNN per worker process, built on first use
 
 
 @dataclass
@@ -97,7 +95,7 @@ def prepare_dataset(
             _start_or_resume(partial, fingerprint, chunk_size)
             manifest = read_manifest(partial)
             if manifest is None or manifest.get("fingerprint") != fingerprint:
-                _render_chunks(
+                render_chunks(
                     plan, settings, partial / "chunks", workers, device, progress, chunk_size
                 )
                 manifest = _assemble(plan, settings, partial, fingerprint, chunk_size)
@@ -165,107 +163,6 @@ def _start_or_resume(partial: Path, fingerprint: str, chunk_size: int) -> None:
     state_path.write_text(json.dumps(state))
 
 
-def _chunk_path(chunks: Path, split: str, index: int) -> Path:
-    return chunks / f"{split}-{index:06d}.npz"
-
-
-def _render_chunks(
-    plan: DatasetPlan,
-    settings: CacheSettings,
-    chunks: Path,
-    workers: int,
-    device: str,
-    progress: bool,
-    chunk_size: int,
-) -> None:
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-
-    from tqdm import tqdm
-
-    todo: list[tuple[Path, list[ImageRef]]] = []
-    for split, sp in plan.splits.items():
-        for index, start in enumerate(range(0, len(sp), chunk_size)):
-            path = _chunk_path(chunks, split, index)
-            if not path.exists():
-                todo.append((path, sp.refs[start : start + chunk_size]))
-    total = sum(len(refs) for _, refs in todo)
-    size, align = settings.image_size, settings.align
-    with tqdm(
-        total=total,
-        unit="img",
-        desc=f"prepare {settings.dataset}",
-        disable=not progress,
-        mininterval=1.0,
-    ) as bar:
-        if workers <= 1:
-            for path, refs in todo:
-                _write_chunk(path, *_process_chunk(refs, size, align, device))
-                bar.update(len(refs))
-            return
-        pending: dict[Future[Any], tuple[Path, int]] = {}
-        queue = iter(todo)
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-            try:
-                while True:
-                    while len(pending) < 2 * workers:  # bounded: chunks of big images add up
-                        item = next(queue, None)
-                        if item is None:
-                            break
-                        future = pool.submit(_process_chunk, item[1], size, align, device)
-                        pending[future] = (item[0], len(item[1]))
-                    if not pending:
-                        break
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        path, count = pending.pop(future)
-                        _write_chunk(path, *future.result())
-                        bar.update(count)
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-
-
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the pool is the parallelism; threads per worker would oversubscribe
-
-
-def _process_chunk(
-    refs: list[ImageRef], size: int, align: str, device: str
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Render a chunk of images: ``(images, status codes, error messages)``."""
-    import numpy as np
-
-    from fer_bench.imageio import ImageProblem, render
-
-    aligner = None
-    if align == "mtcnn":
-        aligner = _ALIGNERS.get((size, device))
-        if aligner is None:
-            from fer_bench.align import FaceAligner
-
-            aligner = _ALIGNERS[(size, device)] = FaceAligner(size, device=device)
-    images = np.zeros((len(refs), 3, size, size), dtype=np.uint8)
-    status = np.zeros(len(refs), dtype=np.uint8)
-    errors = [""] * len(refs)
-    for i, ref in enumerate(refs):
-        try:
-            images[i], status[i] = render(ref, size, aligner)
-        except ImageProblem as problem:
-            status[i], errors[i] = problem.status, str(problem)
-    return images, status, errors
-
-
-def _write_chunk(path: Path, images: np.ndarray, status: np.ndarray, errors: list[str]) -> None:
-    import numpy as np
-
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, images=images, status=status, errors=np.array(errors, dtype=str))
-    os.replace(tmp, path)
-
-
 def _assemble(
     plan: DatasetPlan, settings: CacheSettings, partial: Path, fingerprint: str, chunk_size: int
 ) -> dict[str, Any]:
@@ -283,9 +180,7 @@ def _assemble(
     infos: dict[str, Any] = {}
     problems: dict[str, list[Any]] = {"corrupt": [], "missing": [], "no_face": []}
     for split, sp in plan.splits.items():
-        paths = [
-            _chunk_path(partial / "chunks", split, i) for i in range(-(-len(sp) // chunk_size))
-        ]
+        paths = [chunk_path(partial / "chunks", split, i) for i in range(-(-len(sp) // chunk_size))]
         status_parts, error_parts = [], []
         for path in paths:
             with np.load(path, allow_pickle=False) as data:

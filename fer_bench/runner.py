@@ -24,6 +24,7 @@ import torch
 
 from fer_bench import stopping
 from fer_bench.backbones import create_backbone
+from fer_bench.checkpoint import unwrapped_state
 from fer_bench.config import MEASURED_NOISE_TYPES, RunConfig
 from fer_bench.data import FERData, Split
 from fer_bench.errors import FerBenchError
@@ -54,7 +55,7 @@ from fer_bench.results import (
     save_torch_atomic,
     write_json_atomic,
 )
-from fer_bench.trainer import TrainData, Trainer, TrainState, _unwrapped_state
+from fer_bench.trainer import TrainData, Trainer, TrainState
 
 
 class RunFailed(FerBenchError):
@@ -317,7 +318,7 @@ def _train(
         record["data_placement"] = trainer.placement.to_record()
         state = trainer.fit()
         # What cross-dataset evaluation needs; the optimizer state goes with the checkpoint.
-        save_torch_atomic(directory / FINAL_WEIGHTS_NAME, _unwrapped_state(trainer.method))
+        save_torch_atomic(directory / FINAL_WEIGHTS_NAME, unwrapped_state(trainer.method))
         write(
             status="done",
             history=state.history,

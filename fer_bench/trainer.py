@@ -18,15 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from fer_bench import augment
+from fer_bench.checkpoint import load_unwrapped_state, read_checkpoint, unwrapped_state
 from fer_bench.config import RunConfig, check_device_name
 from fer_bench.data import Split
 from fer_bench.errors import FerBenchError
+from fer_bench.inference import bf16_autocast, predict_probabilities, uses_bf16
 from fer_bench.method import Batch, LabelStore, Method, TrainingSet
 from fer_bench.metrics import classification_metrics, relabel_stats, roc_auc
-from fer_bench.placement import HostStream, choose_placement, make_feed, measure_training_need
+from fer_bench.optim import build_optimizer, build_scheduler
+from fer_bench.placement import choose_placement, make_feed, measure_training_need
+from fer_bench.progress import print_epoch_line, progress_bar
 from fer_bench.results import save_torch_atomic
 
 
@@ -59,30 +62,6 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
     images_seen: int = 0
-
-
-def build_optimizer(cfg: RunConfig, params, device: torch.device) -> torch.optim.Optimizer:
-    fused = {"fused": True} if device.type == "cuda" else {}
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
-    return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **fused
-    )
-
-
-def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
-    """Stepped once per epoch."""
-    if cfg.scheduler == "exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.scheduler_gamma)
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    if cfg.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=max(cfg.epochs // 3, 1), gamma=cfg.scheduler_gamma
-        )
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
 class Trainer:
@@ -176,7 +155,7 @@ class Trainer:
         self.weights_buf.fill_(float("nan"))
         self.given_prob_buf.fill_(float("nan"))
         start = time.perf_counter()
-        progress = _progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        progress = progress_bar(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         self.method.before_epoch(epoch, TrainingSet(self.scan_train, len(self.data.train)))
         for idx, raw in self.feed.train_batches(order, bs, steps):
             batch = Batch(
@@ -291,7 +270,7 @@ class Trainer:
             "history": self.state.history,
             "train_seconds": self.state.train_seconds,
             "images_seen": self.state.images_seen,
-            "method": _unwrapped_state(self.method),
+            "method": unwrapped_state(self.method),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "labels": self.labels.state_dict(),
@@ -311,23 +290,10 @@ class Trainer:
             save_torch_atomic(self.checkpoint_path, self._checkpoint_state())
 
     def load_checkpoint(self) -> bool:
-        path = self.checkpoint_path
-        if path is None or not path.exists():
+        state = read_checkpoint(self.checkpoint_path, self.device)
+        if state is None:
             return False
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise FerBenchError(
-                f"checkpoint {path} is unreadable ({exc}); delete it to restart"
-            ) from None
-        saved_on = state.get("device_type", "cpu")
-        if saved_on != self.device.type:
-            # The augmentation generator lives on the device, and its state does not carry over.
-            raise FerBenchError(
-                f"checkpoint {path} was written on {saved_on}; resume it with --device "
-                f"{saved_on}, or delete it to restart on {self.device.type}"
-            )
-        _load_unwrapped_state(self.method, state["method"])
+        load_unwrapped_state(self.method, state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.labels.load_state_dict(state["labels"])
@@ -374,94 +340,12 @@ class Trainer:
             self.state.history.append(entry)
             self.state.epoch = epoch + 1
             if self.cfg.progress:
-                _epoch_line(entry, self.cfg.epochs, self.data.val_labels)
+                print_epoch_line(entry, self.cfg.epochs, self.data.val_labels)
             self.save_checkpoint()
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self.state)
         return self.state
 
 
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """bf16 autocast by default on CUDA, fp32 elsewhere; ``--precision`` overrides either way."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
-
-
-def bf16_autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-@torch.inference_mode()
-def predict_probabilities(
-    method: Method,
-    split: Split,
-    image_size: int,
-    device: torch.device,
-    bf16: bool,
-    batch_size: int = 512,
-    predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Softmax of ``method.predict`` over a split, batched with the evaluation transform, on
-    the CPU: what every evaluation (per epoch, cross-dataset) measures."""
-    method.eval()
-    predict = predict or method.predict
-    cuda = device.type == "cuda"
-    out = []
-    n = len(split)
-    chunks = [torch.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    # Gathered on the host (a split may be memory-mapped) and copied one batch ahead.
-    for images in HostStream(device).batches(split.images, split.rows, chunks):
-        x = augment.eval_transform(images, image_size)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with bf16_autocast(device, bf16):
-            logits = predict(x)
-        out.append(logits.float().softmax(1))
-    return torch.cat(out).cpu()
-
-
 def _maybe(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
     return None if t is None else t.to(device)
-
-
-def _unwrapped_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """State dict without torch.compile's ``_orig_mod.`` prefixes, so eager and compiled agree."""
-    return {k.replace("_orig_mod.", ""): v.detach().cpu() for k, v in module.state_dict().items()}
-
-
-def _load_unwrapped_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    own = module.state_dict()
-    mapped = {}
-    for key in own:
-        plain = key.replace("_orig_mod.", "")
-        if plain not in state:
-            raise FerBenchError(f"checkpoint has no entry for '{plain}'; delete it to restart")
-        mapped[key] = state[plain]
-    module.load_state_dict(mapped)
-
-
-def _epoch_line(entry: dict[str, Any], epochs: int, val_labels: str) -> None:
-    import sys
-
-    val = f"val ({val_labels} labels) {entry['val']['accuracy']:.1f}  " if entry["val"] else ""
-    print(
-        f"epoch {entry['epoch']}/{epochs}  loss {entry['train']['loss']:.3f}  {val}"
-        f"test {entry['test']['accuracy']:.1f}  "
-        f"({entry['train']['seconds']:.1f}s)",
-        file=sys.stderr,
-    )
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoProgress()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5)

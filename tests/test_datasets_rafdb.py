@@ -16,7 +16,7 @@ from fixtures_datasets import (
     mean_levels,
 )
 
-import fer_bench.prepare as prepare_mod
+import fer_bench.render as render_mod
 from fer_bench.cache import MANIFEST
 from fer_bench.data import RAFDB_CLASSES
 from fer_bench.errors import FerBenchError
@@ -123,7 +123,7 @@ def test_interrupted_prepare_is_not_used_and_resumes(
     tmp_path: Path, cache_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_rafdb(tmp_path / "raf")
-    real_chunk = prepare_mod._process_chunk
+    real_chunk = render_mod.process_chunk
     calls: list[int] = []
 
     def crash_on_third(refs, *args):
@@ -132,7 +132,7 @@ def test_interrupted_prepare_is_not_used_and_resumes(
             raise KeyboardInterrupt  # the user pressing Ctrl-C half way
         return real_chunk(refs, *args)
 
-    monkeypatch.setattr(prepare_mod, "_process_chunk", crash_on_third)
+    monkeypatch.setattr(render_mod, "process_chunk", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset("rafdb", root, image_size=16, progress=False, chunk_size=3)
     with pytest.raises(FerBenchError, match="no prepared cache for rafdb.*unfinished prepare"):
@@ -140,8 +140,8 @@ def test_interrupted_prepare_is_not_used_and_resumes(
 
     calls.clear()
     monkeypatch.setattr(
-        prepare_mod,
-        "_process_chunk",
+        render_mod,
+        "process_chunk",
         lambda refs, *a: calls.append(len(refs)) or real_chunk(refs, *a),
     )
     result = prepare_dataset("rafdb", root, image_size=16, progress=False, chunk_size=3)
@@ -174,7 +174,7 @@ def test_changed_labels_restart_an_unfinished_prepare(
     tmp_path: Path, cache_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_rafdb(tmp_path / "raf", truncated=None)
-    real_chunk = prepare_mod._process_chunk
+    real_chunk = render_mod.process_chunk
     calls: list[int] = []
 
     def counted(refs, *args):
@@ -184,7 +184,7 @@ def test_changed_labels_restart_an_unfinished_prepare(
         return real_chunk(refs, *args)
 
     interrupt = True
-    monkeypatch.setattr(prepare_mod, "_process_chunk", counted)
+    monkeypatch.setattr(render_mod, "process_chunk", counted)
     with pytest.raises(KeyboardInterrupt):
         prepare_dataset("rafdb", root, image_size=16, progress=False, chunk_size=3)
     label_file = root / "EmoLabel" / "list_patition_label.txt"
