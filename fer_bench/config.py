@@ -3,6 +3,10 @@
 Unset fields (``None``) are resolved in this order, later winning: the global defaults below,
 the method's recipe (``Method.recipe``: optimizer, learning rate, batch size, ...), the dataset's
 ``run_defaults`` (image size, epochs, backbone), then whatever the user set explicitly.
+
+About 390 lines on purpose: this is the one home of every run option — its declaration, its
+command-line help (field metadata: ``fer-bench run`` builds its flags from it), its default, its
+checks (``validate``) and its part in the run id — so adding an option is an edit here only.
 """
 
 from __future__ import annotations
