@@ -125,4 +125,6 @@ def _plain(text: str | None) -> str:
         return json.dumps(value)
     if isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdef" for c in value):
         return value[:10]  # a file's sha1 (pretrained weights, noise file)
+    if isinstance(value, float):
+        return f"{value:g}"  # an option typed as float: au_weight=0, not 0.0
     return str(value)
