@@ -16,7 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "fer_bench.cli_run",
     "fer_bench.launch",
     "fer_bench.report",
-    "fer_bench.prepare",
+    "fer_bench.prepare_cli",
     "fer_bench.bench",
     "fer_bench.evaluate",
 )
