@@ -109,15 +109,10 @@ class LaunchResult:
     refused: dict[str, str] = field(default_factory=dict)  # dry run: run id -> pre-flight error
 
 
-def record_status(
-    output_dir: Path, run_id: str, kept: Path | None = None
-) -> tuple[str | None, RunRecord | None]:
-    """The run's record status (its kept record's where it has none), or None without a
-    (readable) record."""
+def readable_record(output_dir: Path, run_id: str, kept: Path | None = None) -> RunRecord | None:
+    """The run's record (its kept record where it has none); None without a readable one."""
     record = load_record(output_dir, run_id, kept)
-    if record is None or not record.readable:
-        return None, None
-    return record.status, record
+    return record if record is not None and record.readable else None
 
 
 #: Why a run without a finished record is submitted, by its record's status.
@@ -133,7 +128,8 @@ def plan_sweep(sweep: Sweep, retry_failed: bool = False) -> list[PlannedRun]:
     planned = []
     for run_id, run in resolve_runs(sweep.configs).items():
         cfg = run.config
-        status, _ = record_status(sweep.output_dir, run_id, sweep.kept_records)
+        record = readable_record(sweep.output_dir, run_id, sweep.kept_records)
+        status = record.status if record else None
         if status == "done":
             planned.append(PlannedRun(run_id, cfg, "done", False, "done"))
         elif run_id in active:
@@ -334,7 +330,8 @@ def _report_outcome(
         out(f"done {run_id}: test accuracy {_fmt_acc(summary.get('test_accuracy'))}")
     except Exception as exc:  # submitit wraps the job's error; the record has the clean line
         result.failed.append(run_id)
-        status, record = record_status(sweep.output_dir, run_id)
+        record = readable_record(sweep.output_dir, run_id)
+        status = record.status if record else None
         if status == "interrupted":
             out(f"interrupted {run_id} (job {job.job_id}): launch the sweep again to resume")
             return

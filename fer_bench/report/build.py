@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_bench.errors import FerBenchError
+from fer_bench.sweep import Sweep, load_sweep
 
 from .aggregate import aggregate, diagnostics_table
 from .common import (
@@ -21,7 +22,7 @@ from .common import (
 )
 from .compute import compute_table
 from .latex import leaderboard_latex
-from .load import expected_runs, kept_records_of, load_runs
+from .load import expected_runs, load_runs
 from .markdown import leaderboard_markdown
 from .papers import load_paper_numbers, paper_cells
 from .tables import diagnostics_table as diagnostics_tables
@@ -30,18 +31,21 @@ from .variants import label_variants
 
 
 def select_runs(
-    results_dir: Path, select: str, sweep_file: str | Path | None, kept_dir: Path | None = None
+    results_dir: Path, select: str, sweep_file: str | Path | None, sweep: Sweep | None = None
 ) -> tuple[Any, Any]:
     """The runs the report counts (named by variant) and the runs the sweep expects; a sweep's
     ``kept_records`` count where ``results_dir`` has no record of that run."""
     import pandas as pd
 
     runs = load_runs(results_dir, select)
+    if sweep_file and sweep is None:
+        sweep = load_sweep(sweep_file)
+    kept_dir = sweep.kept_records if sweep else None
     if kept_dir is not None and kept_dir.is_dir() and kept_dir != Path(results_dir).resolve():
         kept = load_runs(kept_dir, select)
         kept = kept[~kept["run_id"].isin(runs["run_id"])]
         runs = pd.concat([runs, kept], ignore_index=True) if len(kept) else runs
-    expected = expected_runs(sweep_file) if sweep_file else None
+    expected = expected_runs(sweep) if sweep else None
     if expected is not None:
         outside = runs[~runs["run_id"].isin(expected["run_id"])]
         if len(outside):
@@ -91,10 +95,11 @@ def build_report(
     if select not in SELECT:
         raise FerBenchError(f"--select must be one of {', '.join(SELECT)}, got '{select}'")
     results_dir, out_dir = Path(results_dir), Path(out_dir)
-    kept_dir = kept_records_of(sweep_file) if sweep_file else None
+    sweep = load_sweep(sweep_file) if sweep_file else None
+    kept_dir = sweep.kept_records if sweep else None
     if not results_dir.is_dir() and not (kept_dir and kept_dir.is_dir()):
         raise FerBenchError(f"no results directory {results_dir}")
-    runs, expected = select_runs(results_dir, select, sweep_file, kept_dir)
+    runs, expected = select_runs(results_dir, select, sweep_file, sweep)
     cells = {name: aggregate(runs, expected, f"accuracy_{name}") for name in SELECT}
     papers = load_paper_numbers(paper_numbers)
     shown = set(zip(cells[select]["dataset"], cells[select]["noise_type"], strict=True))

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fer_bench.sweep import Sweep
 
 from .common import DIAGNOSTICS, KEYS, SELECT, num, warn
 from .variants import method_defaults_of, variant_of
@@ -169,13 +172,14 @@ def setup_of(config: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def expected_runs(sweep_file: str | Path) -> Any:
-    """The runs a sweep file expands to: run id and the leaderboard keys of each."""
+def expected_runs(sweep_file: str | Path | Sweep) -> Any:
+    """The runs a sweep file (or an already loaded sweep) expands to: run id and the
+    leaderboard keys of each."""
     import pandas as pd
 
-    from fer_bench.sweep import load_sweep, resolve_runs
+    from fer_bench.sweep import Sweep, load_sweep, resolve_runs
 
-    sweep = load_sweep(sweep_file)
+    sweep = sweep_file if isinstance(sweep_file, Sweep) else load_sweep(sweep_file)
     rows = {}
     for run_id, run in resolve_runs(sweep.configs).items():
         cfg, identity = run.config, run.identity
@@ -191,10 +195,3 @@ def expected_runs(sweep_file: str | Path) -> Any:
         }
     columns = ["run_id", *KEYS, "seed", "variant", "defaults"]
     return pd.DataFrame(list(rows.values()), columns=columns)
-
-
-def kept_records_of(sweep_file: str | Path) -> Path | None:
-    """The sweep's committed records directory (``kept_records:``), if it names one."""
-    from fer_bench.sweep import load_sweep
-
-    return load_sweep(sweep_file).kept_records
